@@ -1,0 +1,113 @@
+"""The GPT: token + position embeddings, a stack of GPT-Neo blocks, a final LayerNorm and a
+bias-free linear head to the vocabulary.
+
+    h₀ = E_tok[ids] + E_pos[0..T-1]                      (B, T, C)
+    h_l = Block_l(h_{l-1})                               l = 1..L
+    logits = LN_f(h_L) W_headᵀ                           (B, T, V)
+
+Its weights are laid out so that a Hugging Face GPT-Neo state dict maps onto them one to one
+(see ``tinyllm.hf``).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Config
+from .nn import Block, Embedding, LayerNorm
+
+
+class GPT(nn.Module):
+    def __init__(self, tokenizer=None, config: Config | None = None):
+        super().__init__()
+        config = config if config is not None else Config()
+        if config.vocab_size is None:
+            if tokenizer is None:
+                raise ValueError("GPT needs a tokenizer or a Config with vocab_size set")
+            config = config.replace(vocab_size=tokenizer.vocab_size)
+        elif tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                             f"{config.vocab_size}: use a Config with vocab_size=None")
+        self.tokenizer = tokenizer
+        self.config = config
+        C = config.hidden_size
+        self.wte = Embedding(config.vocab_size, C)                  # token embedding
+        self.wpe = Embedding(config.max_position_embeddings, C)     # learned position embedding
+        self.drop = nn.Dropout(config.embedding_dropout)
+        self.blocks = nn.ModuleList(Block(config, kind) for kind in config.attention_layers)
+        self.ln_f = LayerNorm(C, config.layer_norm_epsilon)
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        # GPT-Neo's initialisation: N(0, 0.02) for matrices, zero biases (LayerNorm: γ=1, β=0)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    @property
+    def device(self) -> torch.device:
+        return self.wte.weight.device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def hidden_states(self, ids: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
+        """The final-normalised hidden states (B, T, C) for ids (B, T) at positions pos..pos+T-1.
+
+        ``cache`` is a list of per-layer (k, v) buffers (see ``tinyllm.generate``)."""
+        B, T = ids.shape
+        if pos + T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
+                             f"({self.config.max_position_embeddings})")
+        positions = torch.arange(pos, pos + T, device=ids.device)
+        x = self.drop(self.wte(ids) + self.wpe(positions))          # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, kv=None if cache is None else cache[i], pos=pos)
+        return self.ln_f(x)
+
+    def forward(self, ids: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T)."""
+        return self.lm_head(self.hidden_states(ids, cache, pos))
+
+    def loss(self, ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+        """Mean next-token cross-entropy of ``targets`` (B, T) given ``ids`` (B, T)."""
+        logits = self(ids)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                               ignore_index=ignore_index)
+
+    @torch.no_grad()
+    def next_token(self, prompt: str) -> str:
+        """The most likely next token after ``prompt``, decoded (greedy).
+
+        Conditions on the *last* ``context_size`` tokens of a longer prompt."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer; build it as GPT(tokenizer, config)")
+        ids = self.tokenizer.encode(prompt)[-self.config.context_size:] or [self.tokenizer.eos_token_id]
+        was_training = self.training
+        self.eval()
+        logits = self(torch.tensor([ids], device=self.device))[0, -1]
+        self.train(was_training)
+        return self.tokenizer.decode([int(logits.argmax())])
+
+    # -- saving and loading (model + config + tokenizer in one directory) -------------------
+    def save_pretrained(self, path) -> None:
+        """Write the model, its config and its tokenizer to directory ``path`` (safetensors)."""
+        from .checkpoint import save_model
+        save_model(self, path)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, device=None) -> "GPT":
+        """Load a model saved by ``save_pretrained``/``tinyllm train``, a Hugging Face GPT-Neo
+        directory, or a hub id such as ``roneneldan/TinyStories-33M``."""
+        from .checkpoint import is_checkpoint, load_model
+        if is_checkpoint(name_or_path):
+            model = load_model(name_or_path)
+        else:
+            from .hf import from_hf
+            model = from_hf(name_or_path)
+        return model.to(device) if device is not None else model
+
+
+__all__ = ["GPT", "Config"]

@@ -1,0 +1,101 @@
+"""Causal multi-head self-attention, global or with GPT-Neo's sliding 'local' window.
+
+For an input x (B, T, C) and H heads of size d = C / H:
+
+    q = x W_q,  k = x W_k,  v = x W_v                 (no bias; split into H heads: B, H, T, d)
+    s_ij = s · q_i · k_j                              s = 1 (GPT-Neo) or 1/√d ('scaled')
+    s_ij = -∞  where j > i                            (causal: no looking ahead)
+             or i - j ≥ window                        (local layers: only the last `window` tokens)
+    y_i = Σ_j softmax_j(s_ij) v_j                     (scores kept in fp32)
+    out = concat_heads(y) W_o + b_o                   (output projection with bias)
+
+Two implementations give the same result: ``explicit`` writes the softmax out (for learners);
+the default calls ``torch.nn.functional.scaled_dot_product_attention`` (fused, much faster).
+
+A key/value cache makes generation cost one position per new token: ``kv`` is a pair of
+preallocated (B, H, T_max, d) buffers for this layer, ``pos`` the absolute position of x[:, 0].
+The new keys/values are written at [pos, pos + T) and the queries attend to everything before.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, config, layer_type: str = "global"):
+        super().__init__()
+        C, H = config.hidden_size, config.num_heads
+        if C % H != 0:
+            raise ValueError(f"hidden_size ({C}) must be divisible by num_heads ({H})")
+        if layer_type not in ("global", "local"):
+            raise ValueError(f"attention layer type must be 'global' or 'local', not {layer_type!r}")
+        self.num_heads, self.head_dim = H, C // H
+        self.layer_type = layer_type
+        self.window = config.window_size if layer_type == "local" else None
+        self.scale = 1.0 if config.attention == "gpt-neo" else 1.0 / math.sqrt(self.head_dim)
+        self.explicit = config.explicit
+        self.q_proj = nn.Linear(C, C, bias=False)
+        self.k_proj = nn.Linear(C, C, bias=False)
+        self.v_proj = nn.Linear(C, C, bias=False)
+        self.out_proj = nn.Linear(C, C, bias=True)
+        self.attn_dropout = config.attention_dropout
+        self.resid_dropout = nn.Dropout(config.residual_dropout)
+
+    def mask(self, T: int, first_key: int, num_keys: int, pos: int, device) -> torch.Tensor | None:
+        """Boolean (T, S) mask, True where query i (at pos + i) may see key j (at first_key + j)."""
+        i = torch.arange(pos, pos + T, device=device)[:, None]
+        j = torch.arange(first_key, first_key + num_keys, device=device)[None, :]
+        allowed = j <= i
+        if self.window is not None:
+            allowed = allowed & (i - j < self.window)
+        return allowed
+
+    def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        H, d = self.num_heads, self.head_dim
+        q = self.q_proj(x).view(B, T, H, d).transpose(1, 2)  # (B, H, T, d)
+        k = self.k_proj(x).view(B, T, H, d).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, H, d).transpose(1, 2)
+
+        first_key = 0
+        if kv is not None:  # write the new keys/values, then read back all the ones in view
+            k_cache, v_cache = kv
+            k_cache[:, :, pos:pos + T] = k
+            v_cache[:, :, pos:pos + T] = v
+            # the earliest key any of these queries may see
+            first_key = 0 if self.window is None else max(0, pos - self.window + 1)
+            k = k_cache[:, :, first_key:pos + T]
+            v = v_cache[:, :, first_key:pos + T]
+        S = k.shape[2]
+
+        # With no cache offset and a window that never bites, plain causal masking is enough;
+        # a single query over a window-trimmed cache needs no mask at all.
+        needs_window = self.window is not None and pos + T - first_key > self.window
+        if T == 1 and not needs_window:
+            mask, causal = None, False
+        elif first_key == 0 and pos == 0 and not needs_window:
+            mask, causal = None, True
+        else:
+            mask, causal = self.mask(T, first_key, S, pos, x.device), False
+
+        dropout = self.attn_dropout if self.training else 0.0
+        if self.explicit:
+            y = self._explicit(q, k, v, mask, causal, dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                               dropout_p=dropout, scale=self.scale)
+        y = y.transpose(1, 2).reshape(B, T, C)  # concatenate heads: (B, T, C)
+        return self.resid_dropout(self.out_proj(y))
+
+    def _explicit(self, q, k, v, mask, causal, dropout):
+        # q: (B, H, T, d), k, v: (B, H, S, d)
+        scores = (q.float() @ k.float().transpose(-2, -1)) * self.scale  # (B, H, T, S), fp32
+        if causal:
+            mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        probs = scores.softmax(dim=-1).to(v.dtype)
+        probs = F.dropout(probs, dropout, training=dropout > 0)
+        return probs @ v  # (B, H, T, d)

@@ -1,0 +1,24 @@
+"""Layer normalisation with a learnable scale and shift (as in GPT-Neo).
+
+    μ = mean(x),  σ² = mean((x - μ)²)          over the last dimension (biased variance)
+    y = (x - μ) / sqrt(σ² + ε) · γ + β
+"""
+import torch
+from torch import nn
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))  # γ
+        self.bias = nn.Parameter(torch.zeros(dim))   # β
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (..., C)
+        mean = x.mean(dim=-1, keepdim=True)                       # (..., 1)
+        var = (x - mean).pow(2).mean(dim=-1, keepdim=True)         # (..., 1)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
