@@ -38,6 +38,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from ..bpe import bytes_to_unicode
 from ..errors import TinyLLMError
 from .sources import home, iter_stories
 
@@ -288,21 +289,6 @@ def eval_batches(tokens, batch_size: int, block_size: int) -> Iterator[torch.Lon
 
 
 # ----------------------------------------------------------------------------- bytes per token
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map used by byte-level BPE vocabularies: the
-    printable Latin-1 bytes map to themselves, the other 68 bytes to chr(256 + k)."""
-    keep = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-            + list(range(ord("®"), ord("ÿ") + 1)))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
 
 def token_byte_lengths(tokenizer) -> np.ndarray:
     """int64 (vocab_size,): how many UTF-8 bytes of text each token stands for; eos -> 1.
