@@ -59,7 +59,7 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, T, H, d).transpose(1, 2)
         v = self.v_proj(x).view(B, T, H, d).transpose(1, 2)
 
-        first_key = 0
+        first_key = pos  # absolute position of k[:, :, 0]: without a cache, x's own keys
         if kv is not None:  # write the new keys/values, then read back all the ones in view
             k_cache, v_cache = kv
             k_cache[:, :, pos:pos + T] = k
@@ -70,12 +70,12 @@ class Attention(nn.Module):
             v = v_cache[:, :, first_key:pos + T]
         S = k.shape[2]
 
-        # With no cache offset and a window that never bites, plain causal masking is enough;
-        # a single query over a window-trimmed cache needs no mask at all.
+        # When the keys are exactly the queries' positions and the window never bites, plain
+        # causal masking is enough; a single query over a window-trimmed cache needs no mask.
         needs_window = self.window is not None and pos + T - first_key > self.window
         if T == 1 and not needs_window:
             mask, causal = None, False
-        elif first_key == 0 and pos == 0 and not needs_window:
+        elif first_key == pos and not needs_window:
             mask, causal = None, True
         else:
             mask, causal = self.mask(T, first_key, S, pos, x.device), False
