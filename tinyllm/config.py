@@ -11,7 +11,7 @@ ATTENTIONS = ("gpt-neo", "scaled")
 @dataclass
 class Config:
     hidden_size: int = 64
-    embedding_size: int = 64
+    embedding_size: int | None = None         # None: hidden_size (64 for the brief)
     context_size: int = 64
     num_layers: int = 8
     layer_norm_epsilon: float = 1e-5
@@ -29,6 +29,8 @@ class Config:
     vocab_size: int | None = None              # None: taken from the tokenizer
 
     def __post_init__(self):
+        if self.embedding_size is None:
+            self.embedding_size = self.hidden_size
         if self.attention_layers is None:
             self.attention_layers = ["local"] * self.num_layers
         self.attention_layers = list(self.attention_layers)
