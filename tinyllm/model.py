@@ -14,6 +14,7 @@ from torch import nn
 
 from .config import Config
 from .nn import Block, Embedding, LayerNorm
+from .nn.loss import linear_cross_entropy
 
 
 class GPT(nn.Module):
@@ -71,25 +72,41 @@ class GPT(nn.Module):
         """Logits (B, T, vocab) for token ids (B, T)."""
         return self.lm_head(self.hidden_states(ids, cache, pos))
 
-    def loss(self, ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-        """Mean next-token cross-entropy of ``targets`` (B, T) given ``ids`` (B, T)."""
-        logits = self(ids)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
-                               ignore_index=ignore_index)
+    def loss(self, ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
+             reduction: str = "mean") -> torch.Tensor:
+        """Next-token cross-entropy of ``targets`` (B, T) given ``ids`` (B, T), averaged (or
+        summed) over the targets that are not ``ignore_index``.
 
-    @torch.no_grad()
+        The head and the loss are fused and chunked (``tinyllm.nn.loss``): the (B·T, vocab)
+        logits are never held at once. ``config.explicit`` takes the plain path instead:
+        logits = forward(ids), then ``F.cross_entropy``."""
+        if self.config.explicit:
+            logits = self(ids)                                            # (B, T, V)
+            return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                                   ignore_index=ignore_index, reduction=reduction)
+        h = self.hidden_states(ids)                                       # (B, T, C)
+        return linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(),
+                                    ignore_index=ignore_index, reduction=reduction)
+
     def next_token(self, prompt: str) -> str:
         """The most likely next token after ``prompt``, decoded (greedy).
 
         Conditions on the *last* ``context_size`` tokens of a longer prompt."""
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer; build it as GPT(tokenizer, config)")
-        ids = self.tokenizer.encode(prompt)[-self.config.context_size:] or [self.tokenizer.eos_token_id]
-        was_training = self.training
-        self.eval()
-        logits = self(torch.tensor([ids], device=self.device))[0, -1]
-        self.train(was_training)
-        return self.tokenizer.decode([int(logits.argmax())])
+        ids = self.tokenizer.encode(prompt) or [self.tokenizer.eos_token_id]
+        new = self.generate(torch.tensor(ids), max_new_tokens=1, temperature=0)[len(ids):]
+        return self.tokenizer.decode(new.tolist())
+
+    def generate(self, prompt, max_new_tokens: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 **options):
+        """Continue ``prompt`` with a key/value cache, stopping at eos: a string gives the text
+        (prompt + continuation), a LongTensor of ids (T,) or (B, T) gives the ids.
+        ``temperature=0`` is greedy; see ``tinyllm.generate``."""
+        from .generate import generate
+        return generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_k=top_k, top_p=top_p, seed=seed, **options)
 
     # -- saving and loading (model + config + tokenizer in one directory) -------------------
     def save_pretrained(self, path) -> None:
@@ -101,8 +118,13 @@ class GPT(nn.Module):
     def from_pretrained(cls, name_or_path, device=None) -> "GPT":
         """Load a model saved by ``save_pretrained``/``tinyllm train``, a Hugging Face GPT-Neo
         directory, or a hub id such as ``roneneldan/TinyStories-33M``."""
-        from .checkpoint import is_checkpoint, load_model
-        if is_checkpoint(name_or_path):
+        try:
+            from .checkpoint import is_checkpoint, load_model
+        except ModuleNotFoundError as e:  # a tinyllm without checkpoint support: HF models only
+            if e.name != f"{__package__}.checkpoint":
+                raise
+            is_checkpoint = None
+        if is_checkpoint is not None and is_checkpoint(name_or_path):
             model = load_model(name_or_path)
         else:
             from .hf import from_hf

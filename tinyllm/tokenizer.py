@@ -10,6 +10,7 @@ from-scratch BPE (``tinyllm.bpe``), which the tests hold equal to it.
 """
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -115,3 +116,48 @@ def _fast_tokenizer(vocab: dict, merges: list):
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([EOT])
     return tok
+
+
+def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast") -> Tokenizer:
+    """The tokenizer a ``--tokenizer`` option names.
+
+    - ``'gpt2'``: GPT-2's / GPT-Neo's 50,257 tokens; ``'builtin'``: the 1,024 shipped with tinyllm;
+    - a directory holding ``vocab.json`` and ``merges.txt``;
+    - ``'bpe-N'``: a byte-level BPE of N tokens trained on ``train_text`` (a data source
+      ``tinyllm.data.sources.resolve_text`` accepts) with the fast trainer, and cached in
+      ``$TINYLLM_HOME/tokenizers/bpe-N-<key>/``, the key a hash of the text file's path, size and
+      modification time and of N: the same file gives the same tokenizer, without retraining.
+    """
+    from .data.sources import home, resolve_text
+
+    spec = "gpt2" if spec is None else str(spec)
+    if spec in ("gpt2", "builtin"):
+        return Tokenizer(spec, backend=backend)
+    if spec.startswith("bpe-"):
+        size = spec[len("bpe-"):]
+        if not size.isdigit():
+            raise TinyLLMError(f"tokenizer {spec!r}: write bpe-N with N the vocabulary size, "
+                               "e.g. bpe-4096")
+        if train_text is None:
+            raise TinyLLMError(f"tokenizer {spec!r} is trained on the training text: give one "
+                               "(--data) or choose gpt2, builtin or a tokenizer directory")
+        path = resolve_text(train_text, "train").resolve()
+        stat = path.stat()
+        key = hashlib.sha256(f"{path}\n{stat.st_size}\n{stat.st_mtime_ns}\n{int(size)}"
+                             .encode("utf-8")).hexdigest()[:16]
+        directory = home() / "tokenizers" / f"bpe-{int(size)}-{key}"
+        if not all((directory / n).is_file() for n in FILES):
+            from .bpe_train import train_bpe_fast
+            tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
+            train_bpe_fast(path, int(size), out=tmp)
+            if directory.exists():  # an incomplete entry, e.g. from an interrupted copy
+                shutil.rmtree(directory, ignore_errors=True)
+            try:
+                os.replace(tmp, directory)  # atomic: a half-written cache entry is never seen
+            except OSError:  # another process got there first
+                shutil.rmtree(tmp, ignore_errors=True)
+        return Tokenizer(directory, backend=backend)
+    if Path(spec).expanduser().is_dir():
+        return Tokenizer(spec, backend=backend)
+    raise TinyLLMError(f"unknown tokenizer {spec!r}: use gpt2, builtin, bpe-N (e.g. bpe-4096, "
+                       "trained on the data) or a directory with vocab.json and merges.txt")
