@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tinyllm.check import randomize  # weights far from the defaults, shared with `tinyllm check`
 from tinyllm.config import Config
 from tinyllm.nn import MLP, Attention, Block, Embedding, LayerNorm, gelu_new
 
@@ -32,19 +33,6 @@ def hf_config(c: Config) -> GPTNeoConfig:
                         intermediate_size=c.intermediate_size, activation_function=c.activation,
                         layer_norm_epsilon=c.layer_norm_epsilon, bos_token_id=None,
                         eos_token_id=None, attn_implementation="eager")
-
-
-def randomize(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
-    """Weights far from the defaults (zero biases, LayerNorm γ=1, β=0) so that every term counts;
-    std 0.2 makes attention peaked enough that a wrong mask or scale shows. LayerNorm γ ~ 1 ± std."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * std)
-        for m in module.modules():
-            if isinstance(m, (torch.nn.LayerNorm, LayerNorm)):
-                m.weight.add_(1.0)
-    return module.eval()
 
 
 def max_diff(a, b) -> float:

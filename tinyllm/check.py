@@ -66,7 +66,7 @@ def _config(**kw):
     return Config(**{**_SMALL, **kw})
 
 
-def _randomize(module, seed=0, std=0.2):
+def randomize(module, seed=0, std=0.2):
     """Weights far from the defaults so every term counts (LayerNorm γ around 1)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -113,7 +113,7 @@ def check_embedding():
 
 
 def check_layernorm():
-    ref = _randomize(torch.nn.LayerNorm(32, eps=1e-5))
+    ref = randomize(torch.nn.LayerNorm(32, eps=1e-5))
     mine = LayerNorm(32, eps=1e-5)
     mine.load_state_dict(ref.state_dict())
     x = torch.randn(3, _T, 32) * 2 + 0.5
@@ -128,7 +128,7 @@ def check_gelu():
 def check_mlp():
     _, neo = _gpt_neo()
     c = _config()
-    ref = _randomize(neo.GPTNeoMLP(4 * c.hidden_size, _hf_config(c)))
+    ref = randomize(neo.GPTNeoMLP(4 * c.hidden_size, _hf_config(c)))
     mine = MLP(c).eval()
     mine.load_state_dict(ref.state_dict())
     x = torch.randn(3, _T, c.hidden_size)
@@ -136,7 +136,7 @@ def check_mlp():
 
 
 def _attention_pair(kind, scoring="gpt-neo"):
-    fused = _randomize(Attention(_config(attention=scoring), kind))
+    fused = randomize(Attention(_config(attention=scoring), kind))
     explicit = Attention(_config(attention=scoring, explicit=True), kind).eval()
     explicit.load_state_dict(fused.state_dict())
     return fused, explicit
@@ -169,7 +169,7 @@ def _check_attention_vs_neo(kind):
     _, neo = _gpt_neo()
     c = _config()
     # GPTNeoSelfAttention masks with its own causal/local `bias` buffer; no attention_mask
-    ref = _randomize(neo.GPTNeoSelfAttention(_hf_config(c), kind, layer_id=0))
+    ref = randomize(neo.GPTNeoSelfAttention(_hf_config(c), kind, layer_id=0))
     mine = Attention(c, kind).eval()
     mine.load_state_dict({k: v for k, v in ref.state_dict().items() if k != "bias"})
     x = torch.randn(2, _T, c.hidden_size)
@@ -191,7 +191,7 @@ def check_block():
     x = torch.randn(2, _T, c.hidden_size)
     worst = 0.0
     for layer, kind in enumerate(c.attention_layers):
-        ref = _randomize(neo.GPTNeoBlock(hc, layer_id=layer), std=0.2)
+        ref = randomize(neo.GPTNeoBlock(hc, layer_id=layer), std=0.2)
         mine = Block(c, kind).eval()
         mine.load_state_dict({k: v for k, v in _to_tinyllm(ref).items()
                               if not k.endswith("attn.bias")})  # GPT-Neo's mask buffer
@@ -202,7 +202,7 @@ def check_block():
 def check_model():
     _, neo = _gpt_neo()
     c = _config()
-    ref = _randomize(neo.GPTNeoForCausalLM(_hf_config(c)), std=0.1)
+    ref = randomize(neo.GPTNeoForCausalLM(_hf_config(c)), std=0.1)
     mine = GPT(None, config_from_hf(ref.config.to_dict())).eval()  # through tinyllm.hf
     mine.load_state_dict(state_dict_from_hf(ref.state_dict()))
     ids = torch.randint(0, c.vocab_size, (2, _T))

@@ -234,13 +234,9 @@ def cmd_train(args) -> int:
 
 
 def _train_tokenizer(spec, data):
-    from .tokenizer import Tokenizer
+    from .tokenizer import load_tokenizer
     if spec is None:
         spec = "gpt2" if data == "tinystories" else "builtin"
-    try:
-        from .tokenizer import load_tokenizer
-    except ImportError:
-        return Tokenizer(spec)
     return load_tokenizer(spec, data)
 
 
@@ -452,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, train and run a tiny GPT from scratch.",
         epilog="Run 'tinyllm COMMAND --help' for a command's options.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in COMMANDS:
+    order = ["train", "generate", "eval", "tokenizer", "check", "export"]  # as a user meets them
+    for add in sorted(COMMANDS, key=lambda a: order.index(a.__name__[4:]) if a.__name__[4:] in order else 99):
         add(sub)
     return parser
 
