@@ -12,7 +12,8 @@ checkpoint plus everything needed to continue the run exactly where it stopped:
 
     optimizer.safetensors + optimizer.json   the optimizer's tensors (AdamW moments, step) and
                                              its param groups / scalar state, as JSON
-    rng.safetensors      random generator states (torch CPU/CUDA, the batch sampler's generator)
+    rng.safetensors      random generator states (torch CPU/CUDA, the batch sampler's generator;
+                         in a multi-process run also rank{r}.* for each process r > 0)
     trainer_state.json   step, tokens seen, elapsed time, best validation loss, python/numpy RNG
     train_config.json    the ``TrainConfig`` of the run
     metrics.jsonl        the metrics logged so far

@@ -68,6 +68,7 @@ TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are 
     weight_decay=0.1, batch_size=32, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
 DEFAULT_STEPS = 1000
+CUDA_BATCH_SIZE = 128  # default --batch-size on a GPU, which is idle with small batches of a small model
 
 
 @command
@@ -78,7 +79,9 @@ def add_train(sub):
         description="Train a tiny GPT on a text corpus. DIR (--out) ends up holding the model with "
                     "the best validation loss (load it with GPT.from_pretrained(DIR) or "
                     "'tinyllm eval --model DIR'), DIR/last/ the full state to --resume from, "
-                    "DIR/metrics.jsonl and DIR/loss.png. Ctrl-C or SIGTERM saves before exiting.")
+                    "DIR/metrics.jsonl and DIR/loss.png. Ctrl-C or SIGTERM saves before exiting. "
+                    "Under torchrun (torchrun --nproc_per_node N -m tinyllm train ...) each "
+                    "process trains on its shard of the data, with DistributedDataParallel.")
     g = p.add_argument_group("data and output")
     g.add_argument("--data", help="'sample' (the built-in corpus; default), 'tinystories' (its train "
                                   "and validation splits), a text file (stories separated by "
@@ -118,7 +121,8 @@ def add_train(sub):
                    help="length of warmup + cosine decay (default: the step budget)")
     g.add_argument("--weight-decay", type=float, help=f"AdamW decay of weight matrices (default "
                                                       f"{d['weight_decay']})")
-    g.add_argument("--batch-size", type=int, help=f"sequences per micro-batch (default {d['batch_size']})")
+    g.add_argument("--batch-size", type=int, help=f"sequences per micro-batch, per process (default "
+                                                  f"{d['batch_size']}; {CUDA_BATCH_SIZE} on CUDA)")
     g.add_argument("--grad-accum", type=int, metavar="K", help="micro-batches per optimizer step (default 1)")
     g.add_argument("--clip", type=float, help=f"max gradient norm, 0: off (default {d['clip']})")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -138,6 +142,23 @@ def add_train(sub):
 
 
 def cmd_train(args) -> int:
+    from .distributed import process_group
+    from .train import resolve_device
+    with process_group(resolve_device(_train_device(args))) as dist:   # torchrun: join the others
+        return _train(args, dist)
+
+
+def _train_device(args) -> str:
+    """The device a run will use: --device, else the resumed run's, else auto."""
+    if args.device is None and args.resume:
+        import json
+        from .checkpoint import find_resumable
+        saved = json.loads((find_resumable(args.resume) / "train_config.json").read_text("utf-8"))
+        return saved.get("device") or "auto"
+    return args.device or "auto"
+
+
+def _train(args, dist) -> int:
     import json
     import signal
     from pathlib import Path
@@ -184,12 +205,14 @@ def cmd_train(args) -> int:
         if out.exists() and not out.is_dir():
             raise TinyLLMError(f"--out {out} is a file: give a directory")
         data = opt.get("data", "sample")
-        resolve_device(opt["device"])              # fail early on a bad --device
+        if "batch_size" not in given and resolve_device(opt["device"]).type == "cuda":
+            opt["batch_size"] = CUDA_BATCH_SIZE
         cfg = TrainConfig.from_dict({f: opt[flag] for f, flag in overrides.items() if flag in opt}
                                     | {"data": data})
         if all(getattr(cfg, b) is None for b in ("max_steps", "max_time", "epochs", "max_tokens")):
             cfg.max_steps = DEFAULT_STEPS
-        tokenizer = _train_tokenizer(opt.get("tokenizer"), data)
+        with dist.local_main_first():               # one process trains a bpe-N, the others read it
+            tokenizer = _train_tokenizer(opt.get("tokenizer"), data)
         window = opt["window"]
         layers = (["global"] * opt["layers"] if window is None else   # GPT-Neo: alternate
                   ["global" if i % 2 == 0 else "local" for i in range(opt["layers"])])
@@ -204,20 +227,26 @@ def cmd_train(args) -> int:
         model = GPT(tokenizer, config)
     if cfg.eval_batches == 0:
         cfg.eval_batches = None
-    train_tokens, val_tokens = _train_data(cfg.data, tokenizer, cfg.val_fraction)
+    with dist.local_main_first():                   # one process writes the token cache
+        train_tokens, val_tokens = _train_data(cfg.data, tokenizer, cfg.val_fraction)
 
-    device = resolve_device(cfg.device)
+    device = dist.device_for(resolve_device(cfg.device))
     n = model.num_parameters()
-    print(f"training {n / 1e6:.2f}M parameters ({model.config.num_layers} layers, "
-          f"{model.config.hidden_size} wide, context {model.config.context_size}, vocabulary "
-          f"{model.config.vocab_size}) on {len(train_tokens):,} tokens of {cfg.data} "
-          f"({len(val_tokens):,} held out), {device}", file=sys.stderr)
+    processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
+    if dist.is_main:                                # rank 0 reports for all
+        print(f"training {n / 1e6:.2f}M parameters ({model.config.num_layers} layers, "
+              f"{model.config.hidden_size} wide, context {model.config.context_size}, vocabulary "
+              f"{model.config.vocab_size}) on {len(train_tokens):,} tokens of {cfg.data} "
+              f"({len(val_tokens):,} held out), {device}{processes}", file=sys.stderr)
     summary = fit(model, train_tokens, val_tokens, cfg, byte_lengths=token_byte_lengths(tokenizer),
-                  out_dir=out, resume_from=args.resume, progress=not args.quiet)
+                  out_dir=out, resume_from=args.resume, progress=not args.quiet, dist=dist)
     if summary["signal"] is not None:
-        print(f"stopped at step {summary['steps']} ({signal.Signals(summary['signal']).name}); "
-              f"checkpoint saved. Continue with: tinyllm train --resume {out}", file=sys.stderr)
+        if dist.is_main:
+            print(f"stopped at step {summary['steps']} ({signal.Signals(summary['signal']).name}); "
+                  f"checkpoint saved. Continue with: tinyllm train --resume {out}", file=sys.stderr)
         return 128 + summary["signal"]
+    if not dist.is_main:
+        return 0
     final = summary["final"]
     if final is not None:
         bpb = f", {final['val_bpb']:.3f} bits/byte" if "val_bpb" in final else ""

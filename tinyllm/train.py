@@ -13,7 +13,9 @@ Two ways in, one set of parts:
   learning rate, gradient clipping and accumulation, bf16 autocast on CUDA, optional
   ``torch.compile``, a budget in steps / epochs / tokens / seconds, periodic held-out
   evaluation (loss, perplexity, bits per byte), ``metrics.jsonl``, checkpoints that resume
-  exactly, and a clean stop on Ctrl-C / SIGTERM.
+  exactly, and a clean stop on Ctrl-C / SIGTERM. Under ``torchrun`` it runs as one process
+  per GPU (or CPU process) with DistributedDataParallel (``tinyllm.distributed``). On CUDA the
+  token stream stays on the GPU when it fits, otherwise batches travel in pinned memory.
 
 The learning rate at optimizer step s (0-based), for peak lr η, floor η_min, w warmup steps and
 a decay over D steps:
@@ -30,6 +32,7 @@ An output directory of ``fit`` (see ``tinyllm.checkpoint``):
     DIR/metrics.jsonl one JSON object per logged step and per evaluation
     DIR/loss.png      the loss curves
 """
+import contextlib
 import json
 import math
 import os
@@ -44,6 +47,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .distributed import Dist
 from .errors import TinyLLMError
 from .evaluate import amp_context, evaluate
 
@@ -124,20 +128,6 @@ class TrainConfig:
         return cls(**{**base, **overrides})
 
 
-@dataclass
-class Dist:
-    """This process's place in a (future) multi-process run; one process is rank 0 of 1.
-
-    The loop draws batches from its rank's shard (``random_batches(rank=, world_size=)``),
-    counts tokens over all ranks, and only rank 0 logs, evaluates and writes checkpoints."""
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 # -- the parts ------------------------------------------------------------------------------
 
 def resolve_device(device) -> torch.device:
@@ -209,15 +199,20 @@ class LossModule(nn.Module):
 def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, params):
     """One optimizer step over ``micro_batches`` (each (B, T+1) token ids): the mean loss of
     the micro-batches is back-propagated (gradients add up, each scaled by 1/k), clipped to
-    norm ``cfg.clip``, and applied. Returns (loss, grad_norm) as 0-d tensors (no sync)."""
+    norm ``cfg.clip``, and applied. Returns (loss, grad_norm) as 0-d tensors (no sync).
+
+    Under DistributedDataParallel the last backward also averages the gradients over the
+    ranks; the ones before it skip that (``no_sync``): the sum is only needed once."""
     k = len(micro_batches)
     total = torch.zeros((), device=device)
-    for batch in micro_batches:
+    for i, batch in enumerate(micro_batches):
         batch = batch.to(device, non_blocking=True)
         x, y = batch[:, :-1], batch[:, 1:]                        # (B, T) inputs, next tokens
-        with amp_context(device, cfg.precision != "fp32"):
-            loss = loss_fn(x, y) / k
-        loss.backward()            # (a DDP run would skip the all-reduce on all but the last)
+        skip_sync = i < k - 1 and hasattr(loss_fn, "no_sync")
+        with loss_fn.no_sync() if skip_sync else contextlib.nullcontext():
+            with amp_context(device, cfg.precision != "fp32"):
+                loss = loss_fn(x, y) / k
+            loss.backward()
         total += loss.detach()
     if cfg.clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -312,19 +307,30 @@ class _StopSignals:
 
 def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
         out_dir=None, resume_from=None, dist: Dist | None = None, progress: bool = False,
-        on_eval=None) -> dict:
+        on_eval=None, batches=None) -> dict:
     """Train ``model`` on ``train_tokens`` (a ``TokenSpan`` or 1-D token array) under ``cfg``.
 
     ``val_tokens`` (or None) is evaluated every ``cfg.eval_every`` steps and at the end;
     ``byte_lengths`` (``token_byte_lengths(tokenizer)``) makes that report bits per byte.
     ``out_dir`` receives checkpoints and metrics (see the module docstring); ``resume_from`` is
     a training checkpoint to continue. Returns a summary: steps, tokens, seconds, final/best
-    validation metrics, whether it was interrupted (``"signal"``) and the metrics rows."""
+    validation metrics, whether it was interrupted (``"signal"``) and the metrics rows.
+
+    ``dist`` (``tinyllm.distributed``): this process's place in a torchrun run. Each rank
+    samples windows from its own shard of ``train_tokens`` with a generator seeded
+    ``cfg.seed + rank``; DistributedDataParallel averages the gradients; only rank 0 logs
+    (the loss averaged over the ranks), evaluates and writes ``out_dir``.
+    ``batches``: an iterator of (B, T+1) token batches to train on instead of those random
+    windows (a fixed stream, e.g. to reproduce a multi-process run in one process); it is
+    not saved in checkpoints."""
     from .checkpoint import find_resumable, load_training_state, save_model
-    from .data.tokens import random_batches
+    from .data.tokens import random_batches, rank_shard
 
     dist = dist or Dist()
-    device = resolve_device(cfg.device)
+    device = dist.device_for(resolve_device(cfg.device))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
     if cfg.precision == "bf16" and device.type != "cuda":
         raise TinyLLMError("bf16 precision needs a CUDA device: use --precision fp32 on CPU")
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -340,7 +346,7 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     torch.manual_seed(cfg.seed + dist.rank)
     random.seed(cfg.seed + dist.rank)
     np.random.seed(cfg.seed + dist.rank)
-    sampler = torch.Generator().manual_seed(cfg.seed)
+    sampler = torch.Generator().manual_seed(cfg.seed + dist.rank)
 
     model.to(device)
     model.train()
@@ -354,17 +360,24 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
         step, tokens_seen, elapsed = s["step"], s["tokens"], s["elapsed"]
         best_val = s["best_val_loss"] if s["best_val_loss"] is not None else math.inf
         metrics = saved["metrics"]
-        _set_rng(saved["rng"], s, sampler)
+        _set_rng(saved["rng"], s, sampler, dist, device)
     loss_module = LossModule(model)
     loss_fn = torch.compile(loss_module) if cfg.compile else loss_module
-    # (multi-process: loss_fn = DistributedDataParallel(loss_fn) here)
+    if dist.world_size > 1:   # copies rank 0's weights to all; averages gradients in backward
+        from torch.nn.parallel import DistributedDataParallel
+        loss_fn = DistributedDataParallel(
+            loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
 
     main = dist.is_main and out_dir is not None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_metrics(out_dir, metrics)            # a resumed run drops rows after its checkpoint
-    batches = random_batches(train_tokens, cfg.batch_size, block, generator=sampler,
-                             rank=dist.rank, world_size=dist.world_size)
+    if batches is None:
+        shard = rank_shard(train_tokens, dist.rank, dist.world_size)
+        shard = _on_gpu(shard, device)
+        batches = random_batches(shard, cfg.batch_size, block, generator=sampler)
+    if device.type == "cuda":     # page-locked host memory: the copy to the GPU runs async
+        batches = (b if b.is_cuda else b.pin_memory() for b in batches)
     save_every = cfg.save_every if cfg.save_every is not None else cfg.eval_every
     last_eval = None
 
@@ -391,16 +404,25 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
 
     def save_state():
         from .checkpoint import save_training_state
+        if out_dir is None:
+            return
+        rng = _get_rng(sampler, device)
+        if dist.world_size > 1:       # every rank's own generators, for an exact resume
+            for name, value in list(rng.items()):
+                for r, v in enumerate(dist.gather(value)):
+                    if r > 0:
+                        rng[f"rank{r}.{name}"] = v
         if not main:
             return
         if not (out_dir / "model.safetensors").is_file():   # nothing evaluated yet: latest
             save_model(model, out_dir)
         state = {"step": step, "tokens": tokens_seen, "elapsed": elapsed,
                  "best_val_loss": None if math.isinf(best_val) else best_val,
+                 "world_size": dist.world_size,
                  "python_rng": _jsonable(random.getstate()),
                  "numpy_rng": _jsonable(np.random.get_state())}
         save_training_state(out_dir / "last", model, optimizer, state=state,
-                            rng=_get_rng(sampler), train_config=cfg.to_dict(), metrics=metrics)
+                            rng=rng, train_config=cfg.to_dict(), metrics=metrics)
 
     def done() -> bool:
         return ((total_steps is not None and step >= total_steps)
@@ -414,8 +436,9 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
             bar = tqdm(total=round(cfg.max_time), initial=round(elapsed), unit="s",
                        dynamic_ncols=True)
     window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
+    stopped = None                   # the signal that stops the run (every rank: the same)
     with _StopSignals() as stop:
-        while not done() and stop.signal is None:
+        while not done() and stopped is None:
             t0 = time.perf_counter()
             progress_t = elapsed / cfg.max_time if cfg.max_time else 0.0
             lr = lr_at(step, cfg, decay_steps, progress_t)
@@ -424,12 +447,14 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
             loss, norm = optimizer_step(loss_fn, optimizer, micro, cfg, device, params)
             step += 1
             tokens_seen += tokens_per_step
-            if cfg.log_every and (step % cfg.log_every == 0 or done()):
-                loss_value = loss.item()                   # syncs the device: only when logging
-            else:
-                loss_value = None
+            log_now = cfg.log_every and step % cfg.log_every == 0
+            loss_value = dist.mean(loss).item() if log_now else None   # syncs: only when logging
             dt = time.perf_counter() - t0
             elapsed += dt
+            # rank 0's clock and any rank's Ctrl-C / SIGTERM: all ranks stop at the same step
+            elapsed, stopped = dist.agree(elapsed, stop.signal)
+            if cfg.log_every and loss_value is None and done():         # the last step, too
+                loss_value = dist.mean(loss).item()
             window_steps += 1
             window_tokens += tokens_per_step
             window_time += dt
@@ -457,7 +482,7 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
                               + (f", {last_eval['val_bpb']:.4f} bits/byte" if "val_bpb" in last_eval else ""))
             if save_every and step % save_every == 0 and not done():
                 save_state()
-        interrupted = stop.signal
+        interrupted = stopped
         if not interrupted and val_tokens is not None and dist.is_main \
                 and (last_eval is None or last_eval["step"] != step):
             run_eval()
@@ -467,6 +492,7 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     if main:
         from .plot import plot_metrics
         plot_metrics(metrics, out_dir / "loss.png")
+    dist.barrier()                   # rank 0 has written everything: all ranks leave together
     return {"steps": step, "tokens": tokens_seen, "seconds": elapsed, "total_steps": total_steps,
             "signal": interrupted, "final": last_eval,
             "best_val_loss": None if math.isinf(best_val) else best_val,
@@ -475,26 +501,51 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _get_rng(sampler: torch.Generator) -> dict:
+def _get_rng(sampler: torch.Generator, device: torch.device) -> dict:
+    """This process's generator states: torch's CPU one, the batch sampler's, and on CUDA its
+    GPU's (dropout)."""
     rng = {"torch": torch.get_rng_state(), "sampler": sampler.get_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng[f"cuda.{i}"] = s
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
     return rng
 
 
-def _set_rng(rng: dict, state: dict, sampler: torch.Generator) -> None:
+def _set_rng(rng: dict, state: dict, sampler: torch.Generator, dist: Dist,
+             device: torch.device) -> None:
+    """Restore what ``_get_rng`` saved for this rank: rank r > 0 finds its own states under
+    ``rank{r}.``. With another number of processes than the saved run (other shards anyway),
+    ranks without a saved state keep their fresh seed."""
+    if dist.rank > 0:
+        if state.get("world_size", 1) != dist.world_size:
+            return
+        prefix = f"rank{dist.rank}."
+        rng = {k[len(prefix):]: v for k, v in rng.items() if k.startswith(prefix)}
     torch.set_rng_state(rng["torch"])
     sampler.set_state(rng["sampler"])
-    cuda = [rng[f"cuda.{i}"] for i in range(len(rng)) if f"cuda.{i}" in rng]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    if state.get("python_rng") is not None:
+    if "cuda" in rng and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
+    if dist.rank == 0 and state.get("python_rng") is not None:
         v, internal, gauss = state["python_rng"]
         random.setstate((v, tuple(internal), gauss))
-    if state.get("numpy_rng") is not None:
+    if dist.rank == 0 and state.get("numpy_rng") is not None:
         name, keys, pos, has_gauss, cached = state["numpy_rng"]
         np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _on_gpu(tokens: np.ndarray, device: torch.device, share: float = 0.25):
+    """``tokens`` as an int32 tensor on a CUDA ``device`` when that takes at most ``share`` of
+    its free memory: batches are then cut on the GPU, with no host-to-device copy per step.
+    Otherwise (or on another device) ``tokens`` unchanged."""
+    if device.type != "cuda":
+        return tokens
+    free, _ = torch.cuda.mem_get_info(device)
+    if 4 * len(tokens) > share * free:
+        return tokens
+    out = torch.empty(len(tokens), dtype=torch.int32, device=device)
+    chunk = 1 << 26              # copied in pieces: no host copy of a whole large file at once
+    for i in range(0, len(tokens), chunk):
+        out[i:i + chunk] = torch.from_numpy(np.asarray(tokens[i:i + chunk], dtype=np.int32))
+    return out
 
 
 def _jsonable(obj):

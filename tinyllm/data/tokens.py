@@ -245,6 +245,15 @@ def _as_array(tokens) -> np.ndarray:
     return tokens.tokens if isinstance(tokens, TokenSpan) else tokens
 
 
+def rank_shard(tokens, rank: int = 0, world_size: int = 1):
+    """Rank ``rank``'s contiguous 1/world_size of ``tokens`` (a view, no copy)."""
+    tokens = _as_array(tokens)
+    if not 0 <= rank < world_size:
+        raise TinyLLMError(f"rank {rank} is not in 0..{world_size - 1}")
+    n = len(tokens)
+    return tokens[rank * n // world_size:(rank + 1) * n // world_size]
+
+
 def random_batches(tokens, batch_size: int, block_size: int, *, generator: torch.Generator,
                    rank: int = 0, world_size: int = 1) -> Iterator[torch.LongTensor]:
     """Random packed windows, forever: each batch is (batch_size, block_size + 1) int64,
@@ -252,21 +261,24 @@ def random_batches(tokens, batch_size: int, block_size: int, *, generator: torch
         batch[b] = shard[s_b : s_b + block_size + 1],   s_b ~ U{0 .. len(shard) - block_size - 1}
 
     where ``shard`` is rank ``rank``'s contiguous 1/world_size of ``tokens``, so ranks never
-    see each other's tokens. The offsets come from ``generator``: same seed, same batches."""
-    tokens = _as_array(tokens)
-    if not 0 <= rank < world_size:
-        raise TinyLLMError(f"rank {rank} is not in 0..{world_size - 1}")
-    n = len(tokens)
-    shard = tokens[rank * n // world_size:(rank + 1) * n // world_size]
+    see each other's tokens. The offsets come from ``generator``: same seed, same batches.
+    ``tokens`` may also be a 1-D torch tensor (e.g. kept on the GPU): the windows are then cut
+    on its device, with the same offsets."""
+    shard = rank_shard(tokens, rank, world_size)
     window = block_size + 1
     if len(shard) < window:
         raise TinyLLMError(f"{len(shard)} tokens per rank cannot fill a window of {window} "
                            "(context + 1): give more text or a smaller context size")
-    offsets = np.arange(window, dtype=np.int64)
+    on_torch = torch.is_tensor(shard)
+    offsets = (torch.arange(window, device=shard.device) if on_torch
+               else np.arange(window, dtype=np.int64))
     while True:
         starts = torch.randint(0, len(shard) - block_size, (batch_size,), generator=generator)
-        idx = starts.numpy()[:, None] + offsets            # (B, T+1) positions
-        yield torch.from_numpy(shard[idx].astype(np.int64))
+        if on_torch:
+            yield shard[starts.to(shard.device)[:, None] + offsets].long()
+        else:
+            idx = starts.numpy()[:, None] + offsets            # (B, T+1) positions
+            yield torch.from_numpy(shard[idx].astype(np.int64))
 
 
 def eval_batches(tokens, batch_size: int, block_size: int) -> Iterator[torch.LongTensor]:

@@ -1,0 +1,121 @@
+"""The process group of a multi-process run (``torchrun``), and this process's place in it.
+
+``torchrun --nproc_per_node N -m tinyllm train ...`` starts N copies of ``tinyllm train`` and
+tells each, through its environment, who it is:
+
+    RANK          this process's number among all processes, 0 .. WORLD_SIZE - 1
+    WORLD_SIZE    how many processes train together (nodes × processes per node)
+    LOCAL_RANK    its number on this machine (= the GPU it drives)
+    MASTER_ADDR, MASTER_PORT    where rank 0 listens, so that the processes can find each other
+
+``process_group(device)`` joins them: gloo on CPU; on CUDA, NCCL for tensors on the GPU
+(gradients) and gloo for small CPU tensors (stop flags, generator states), so that agreeing
+on when to stop never waits for the GPU. Outside torchrun it is a no-op: one process is rank 0
+of 1, and every method of ``Dist`` returns at once.
+"""
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as tdist
+
+# long enough for the first process to tokenize a large corpus while the others wait for it
+TIMEOUT = timedelta(minutes=60)
+
+
+@dataclass
+class Dist:
+    """This process's place in a multi-process run; one process is rank 0 of 1.
+
+    The training loop draws batches from its rank's shard (``random_batches(rank=,
+    world_size=)``), counts tokens over all ranks, and only rank 0 logs, evaluates and writes
+    checkpoints. The methods are collectives: every rank must call them, in the same order."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device_for(self, device: torch.device) -> torch.device:
+        """A bare 'cuda' means this process's own GPU, cuda:LOCAL_RANK."""
+        if device.type == "cuda" and device.index is None and self.world_size > 1:
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            tdist.barrier()
+
+    @contextmanager
+    def local_main_first(self):
+        """Run the block on each machine's first process (LOCAL_RANK 0) before the others, e.g.
+        to write a cache the others then read instead of racing to write it too. An error in
+        the first process still releases the others (which then meet the same error)."""
+        if self.local_rank != 0:
+            self.barrier()
+        try:
+            yield
+        finally:
+            if self.local_rank == 0:
+                self.barrier()
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The average of ``x`` over all ranks (a new tensor; ``x`` itself is unchanged)."""
+        if self.world_size == 1:
+            return x
+        x = x.detach().clone()
+        tdist.all_reduce(x, op=tdist.ReduceOp.SUM)
+        return x / self.world_size
+
+    def agree(self, elapsed: float, signal: int | None) -> tuple[float, int | None]:
+        """(rank 0's clock, a stop signal any rank received): each rank then takes the same
+        decisions (time budget, learning rate, when to stop) and none waits for the others."""
+        if self.world_size == 1:
+            return elapsed, signal
+        x = torch.tensor([elapsed if self.is_main else 0.0, float(signal or 0)],
+                         dtype=torch.float64)
+        tdist.all_reduce(x, op=tdist.ReduceOp.MAX)          # on the CPU: gloo
+        return x[0].item(), int(x[1].item()) or None
+
+    def gather(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's ``x`` (a CPU tensor of the same shape on all ranks), in rank order."""
+        if self.world_size == 1:
+            return [x]
+        out = [torch.empty_like(x) for _ in range(self.world_size)]
+        tdist.all_gather(out, x.contiguous())
+        return out
+
+
+def from_env() -> Dist:
+    """This process's place, from torchrun's environment (rank 0 of 1 outside torchrun)."""
+    return Dist(rank=int(os.environ.get("RANK", 0)),
+                world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+@contextmanager
+def process_group(device: torch.device):
+    """Join the other processes for the block (when started by torchrun) and yield a ``Dist``;
+    leave the group at the end, however the block ends."""
+    dist = from_env()
+    if dist.world_size == 1:
+        yield dist
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(dist.local_rank)   # before NCCL starts: one GPU per process
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
+    tdist.init_process_group(backend=backend, rank=dist.rank, world_size=dist.world_size,
+                             timeout=TIMEOUT)
+    try:
+        yield dist
+    finally:
+        tdist.destroy_process_group()
+
+
+__all__ = ["Dist", "process_group", "from_env"]
