@@ -119,3 +119,19 @@ def test_sigterm_saves_a_checkpoint(tmp_path, home):
     state = json.loads((out / "last" / "trainer_state.json").read_text())
     assert state["step"] >= 2
     assert GPT.from_pretrained(out).config.num_layers == 2
+
+
+def test_a_damaged_checkpoint_is_one_clear_line(tmp_path, capsys):
+    from tinyllm.config import Config
+    from tinyllm.model import GPT
+    from tinyllm.tokenizer import Tokenizer
+    ckpt = tmp_path / "ckpt"
+    GPT(Tokenizer("builtin"), Config(hidden_size=32, num_heads=4, num_layers=2)).save_pretrained(ckpt)
+    (ckpt / "model.safetensors").write_bytes(b"\x80\x04 not safetensors, maybe a pickle")
+    assert main(["generate", "--model", str(ckpt), "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tinyllm generate: error:") and "safetensors" in err and "\n" not in err
+    (ckpt / "config.json").write_text('{"tinyllm": {"hidden_size": "wide"}}')
+    assert main(["eval", "--model", str(ckpt), "--data", "sample"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tinyllm eval: error:") and "config" in err and "\n" not in err

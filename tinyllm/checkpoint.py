@@ -90,8 +90,11 @@ def load_model(path, device=None):
         raise TinyLLMError(f"{path} is not a tinyllm checkpoint (no {CONFIG} with a 'tinyllm' "
                            f"entry and {WEIGHTS}): give a directory written by 'tinyllm train' "
                            "or GPT.save_pretrained")
-    meta = json.loads((path / CONFIG).read_text("utf-8"))
-    config = Config.from_dict(meta["tinyllm"])
+    try:
+        config = Config.from_dict(json.loads((path / CONFIG).read_text("utf-8"))["tinyllm"])
+    except (ValueError, TypeError, KeyError) as e:  # bad JSON, wrong types, unknown fields
+        raise TinyLLMError(f"{path / CONFIG} does not hold a valid tinyllm model config "
+                           f"({type(e).__name__}: {e})") from None
     tokenizer = None
     if all((path / n).is_file() for n in TOKENIZER_FILES):
         from .tokenizer import Tokenizer
