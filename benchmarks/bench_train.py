@@ -19,6 +19,7 @@ Run two bpb jobs side by side (OMP_NUM_THREADS=1 each) to compare them under the
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -154,7 +155,9 @@ def bpb_tinyllm(split: Path, seconds: float, seed: int, tokenizer: str | None, e
     """tinyllm's defaults through its own command line, then evaluated on test.txt."""
     from tinyllm.evaluate import evaluate_file
     from tinyllm.model import GPT
-    out = split / f"run-{tokenizer or 'default'}-{seed}"
+    flags = "".join(c if c.isalnum() else "_" for c in "".join(extra)) or "defaults"
+    out = split / f"run-{tokenizer or 'default'}-{seed}-{flags}"
+    shutil.rmtree(out, ignore_errors=True)             # a fresh run, not a resumed one
     cmd = [sys.executable, "-m", "tinyllm", "train", "--data", str(split), "--out", str(out),
            "--max-time", str(seconds), "--seed", str(seed), "--quiet"]
     if tokenizer:
@@ -164,7 +167,7 @@ def bpb_tinyllm(split: Path, seconds: float, seed: int, tokenizer: str | None, e
     result = evaluate_file(model, split / "test.txt", cache_dir=split / "cache")
     summary = [json.loads(line) for line in open(out / "metrics.jsonl")]
     steps = max((row.get("step", 0) for row in summary), default=0)
-    return {"recipe": "tinyllm", "tokenizer": tokenizer or "default",
+    return {"recipe": "tinyllm", "tokenizer": tokenizer or "default", "flags": " ".join(extra),
             "vocab_size": model.tokenizer.vocab_size, "steps": steps, **result}
 
 
