@@ -63,8 +63,8 @@ def cmd_tokenizer(args) -> int:
 # -- train ----------------------------------------------------------------------------------
 
 TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are None so that
-    layers=8, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
-    attention="scaled", lr=3e-3, min_lr=None, warmup=100, decay_steps=None,  # given from unset
+    layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
+    attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
     weight_decay=0.1, batch_size=32, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
 DEFAULT_STEPS = 1000
