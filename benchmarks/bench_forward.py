@@ -18,40 +18,22 @@ step and each median's ratio to the reference's.
     OMP_NUM_THREADS=1 python benchmarks/bench_forward.py --quick    # a few seconds
 """
 import argparse
+import sys
+from pathlib import Path
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from tinyllm.config import Config
-from tinyllm.hf import config_to_hf, state_dict_from_hf
+from tinyllm.hf import state_dict_from_hf
 from tinyllm.model import GPT
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from brief_recipe import BriefGPT  # noqa: E402  the brief's part-2 model, shared by the benchmarks
+
 VOCAB = 50257
-
-
-class ReferenceGPT(nn.Module):
-    """The brief's part-2 model: torch embeddings, transformers' GPT-Neo blocks, a linear head."""
-
-    def __init__(self, config: Config):
-        super().__init__()
-        from transformers import GPTNeoConfig
-        from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoBlock
-        hf = GPTNeoConfig(**{**config_to_hf(config), "attn_implementation": "eager"})
-        C = config.hidden_size
-        self.wte = nn.Embedding(config.vocab_size, C)
-        self.wpe = nn.Embedding(config.max_position_embeddings, C)
-        self.h = nn.ModuleList(GPTNeoBlock(hf, layer_id=i) for i in range(config.num_layers))
-        self.ln_f = nn.LayerNorm(C, eps=config.layer_norm_epsilon)
-        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
-
-    def forward(self, ids):
-        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1], device=ids.device))
-        for block in self.h:
-            x = block(x)[0]
-        return self.lm_head(self.ln_f(x))
 
 
 def brief_step(model, X, Y):
@@ -68,8 +50,13 @@ def fused_step(model, X, Y):
 
 def build(config: Config, explicit: bool):
     torch.manual_seed(0)
-    ref = ReferenceGPT(config)
-    hf_names = {"transformer." + k: v for k, v in ref.state_dict().items() if not k.startswith("lm_head")}
+    ref = BriefGPT(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+                   context_size=config.context_size, num_layers=config.num_layers,
+                   num_heads=config.num_heads, window_size=config.window_size,
+                   attention_layers=config.attention_layers,
+                   max_position_embeddings=config.max_position_embeddings)
+    hf_names = {"transformer." + k.replace("blocks.", "h.", 1): v            # GPT-Neo's names
+                for k, v in ref.state_dict().items() if not k.startswith("lm_head")}
     hf_names["lm_head.weight"] = ref.lm_head.weight
     weights = state_dict_from_hf(hf_names)  # the same weights, through tinyllm.hf's mapping
     variants = {"reference (GPTNeoBlock)": (ref, brief_step)}
