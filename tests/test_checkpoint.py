@@ -45,6 +45,23 @@ def test_save_and_load_model_with_its_tokenizer(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")) == []
 
 
+def test_tied_head_stays_tied_through_training_and_loading(tmp_path):
+    torch.manual_seed(0)
+    c = dict(hidden_size=32, embedding_size=32, num_layers=2, num_heads=4, context_size=16,
+             attention="scaled", vocab_size=300)
+    model = GPT(None, Config(**c, tie_embeddings=True))
+    assert model.lm_head.weight is model.wte.weight
+    assert model.num_parameters() == GPT(None, Config(**c)).num_parameters() - 300 * 32
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.randint(0, 300, (4, 17))
+    model.loss(ids[:, :-1], ids[:, 1:]).backward()
+    opt.step()
+    model.save_pretrained(tmp_path / "m")
+    loaded = GPT.from_pretrained(tmp_path / "m")
+    assert loaded.config.tie_embeddings and loaded.lm_head.weight is loaded.wte.weight
+    assert torch.equal(loaded.wte.weight, model.wte.weight)
+
+
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo"}))
     (tmp_path / "model.safetensors").write_bytes(b"")

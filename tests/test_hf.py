@@ -185,6 +185,7 @@ def test_attention_types_expand_and_compress():
 def test_export_round_trip_through_transformers(tmp_path):
     ref = hf_model(**TINYSTORIES_1M)
     model = hf.from_hf(save_hf(ref, tmp_path / "in"))
+    assert model.config.tie_embeddings and model.lm_head.weight is model.wte.weight  # as in GPT-Neo
     out = hf.export(model, tmp_path / "out")
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is True

@@ -36,6 +36,23 @@ def test_loss_and_both_gradients_match_plain_cross_entropy(chunk, ignore):
         assert gh[::5].abs().max() == 0          # ignored rows get no gradient
 
 
+def test_extreme_logits_stay_finite_and_exact():
+    # logits spread over thousands: exp underflows for most classes and the target's probability
+    # is 0 in fp32, yet the loss (up to thousands of nats) and gradients must match the reference
+    h, W, y = _inputs(N=40)
+    with torch.no_grad():
+        W.mul_(300.0)
+    loss = linear_cross_entropy(h, W, y, chunk_size=16, reduction="sum")
+    loss.backward()
+    gh = h.grad.clone()
+    h.grad = W.grad = None
+    ref = F.cross_entropy(h @ W.T, y, reduction="sum")
+    ref.backward()
+    assert torch.isfinite(loss) and ref > 1000
+    torch.testing.assert_close(loss, ref, rtol=1e-6, atol=1e-3)
+    torch.testing.assert_close(gh, h.grad, rtol=1e-5, atol=1e-4)
+
+
 def test_sum_reduction_and_no_grad():
     h, W, y = _inputs(N=33)
     with torch.no_grad():

@@ -64,6 +64,7 @@ def cmd_tokenizer(args) -> int:
 
 TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are None so that
     layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
+    attention_dropout=0.0, tie_embeddings=False,
     attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
     weight_decay=0.1, batch_size=32, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
@@ -111,7 +112,14 @@ def add_train(sub):
     g.add_argument("--window", type=int, help="local attention window: every other layer attends to "
                                               "only this many tokens, GPT-Neo style (default: none, "
                                               "all layers global)")
-    g.add_argument("--dropout", type=float, help=f"dropout everywhere (default {d['dropout']})")
+    g.add_argument("--dropout", type=float, help=f"dropout on the embeddings and the residual "
+                                                 f"branches (default {d['dropout']})")
+    g.add_argument("--attention-dropout", type=float, help=f"dropout on the attention weights "
+                                                           f"(default {d['attention_dropout']}: on a "
+                                                           "CPU it costs more time than it gives)")
+    g.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction,
+                   help="the output head reuses the token embedding matrix (default: "
+                        f"{'tied' if d['tie_embeddings'] else 'separate'})")
     g.add_argument("--attention", choices=["gpt-neo", "scaled"],
                    help="gpt-neo: unscaled scores as in GPT-Neo; scaled: 1/sqrt(d) (default)")
     g = p.add_argument_group("optimization")
@@ -182,9 +190,9 @@ def _train(args, dist) -> int:
         "val_fraction": "val_fraction"}
     if args.resume:
         model_flags = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
-                                   "attention", "tokenizer") if f in given]
+                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer") if f in given]
         if model_flags:
-            raise TinyLLMError(f"--{model_flags[0]} cannot change when resuming: the model and "
+            raise TinyLLMError(f"--{model_flags[0].replace('_', '-')} cannot change when resuming: the model and "
                                "tokenizer come from the checkpoint (start a new --out to change them)")
         source = find_resumable(args.resume)
         saved = json.loads((source / "train_config.json").read_text("utf-8"))
@@ -221,9 +229,10 @@ def _train(args, dist) -> int:
                         num_layers=opt["layers"], num_heads=opt["heads"],
                         context_size=opt["context"], window_size=window or opt["context"],
                         attention_layers=layers, attention=opt["attention"],
-                        attention_dropout=opt["dropout"], residual_dropout=opt["dropout"],
+                        attention_dropout=opt["attention_dropout"], residual_dropout=opt["dropout"],
                         embedding_dropout=opt["dropout"],
-                        max_position_embeddings=opt["context"])
+                        max_position_embeddings=opt["context"],
+                        tie_embeddings=opt["tie_embeddings"])
         torch.manual_seed(cfg.seed)                 # the model's initial weights
         model = GPT(tokenizer, config)
     if cfg.eval_batches == 0:

@@ -27,6 +27,7 @@ class Config:
     attention: str = "gpt-neo"                 # 'gpt-neo': unscaled scores; 'scaled': 1/√d
     explicit: bool = False                     # written-out softmax/GELU instead of fused kernels
     vocab_size: int | None = None              # None: taken from the tokenizer
+    tie_embeddings: bool = False               # the head reuses the token embedding's matrix
 
     def __post_init__(self):
         if self.embedding_size is None:

@@ -97,6 +97,7 @@ def config_from_hf(hf: dict) -> Config:
             activation=_ACT_FROM_HF[act],
             attention="gpt-neo",
             vocab_size=hf.get("vocab_size", 50257),
+            tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
         )
     except ValueError as e:  # inconsistent numbers, e.g. heads not dividing the width
         raise TinyLLMError(f"GPT-Neo config.json does not describe a valid model: {e}") from None

@@ -37,6 +37,8 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config, kind) for kind in config.attention_layers)
         self.ln_f = LayerNorm(C, config.layer_norm_epsilon)
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        if config.tie_embeddings:  # logits_i = wte · h_i: one (V, C) matrix in and out (GPT-2)
+            self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
 
     @staticmethod
