@@ -9,6 +9,7 @@ small random input, and reports the largest absolute difference of their outputs
     Attention    explicit softmax vs fused SDPA, kv-cache decoding vs one full pass,
                  global and local vs GPTNeoSelfAttention
     Block        vs GPTNeoBlock                 GPT         vs GPTNeoForCausalLM (via tinyllm.hf)
+    Head + loss  (fused, chunked) vs F.cross_entropy(h @ W.T, y): the loss and both gradients
     BPE          vs tokenizers (token ids that differ)
 
 Rows run bottom-up: a broken component also breaks the rows built from it (Block, GPT), so the
@@ -24,6 +25,7 @@ from .data.sources import builtin_tokenizer_dir, home, sample_corpus_path
 from .hf import config_from_hf, config_to_hf, state_dict_from_hf
 from .model import GPT
 from .nn import MLP, Attention, Block, Embedding, LayerNorm, gelu_new
+from .nn.loss import linear_cross_entropy
 from .tokenizer import FILES, Tokenizer
 
 TOL = 1e-5        # one component, fp32
@@ -209,6 +211,19 @@ def check_model():
     return _diff(mine(ids), ref(ids).logits)
 
 
+def check_loss():
+    """The fused, chunked head + cross-entropy: its loss and its gradients for h and W."""
+    with torch.enable_grad():
+        h = torch.randn(50, 16, requires_grad=True)
+        W = (torch.randn(97, 16) * 2).requires_grad_()
+        y = torch.randint(0, 97, (50,))
+        y[::7] = -100                                   # ignored targets, as padding gives
+        mine = linear_cross_entropy(h, W, y, chunk_size=16)
+        ref = F.cross_entropy(h @ W.T, y, ignore_index=-100)
+        pairs = [(mine, ref), *zip(torch.autograd.grad(mine, (h, W)), torch.autograd.grad(ref, (h, W)))]
+    return max(_diff(a, b) for a, b in pairs)
+
+
 def check_tokenizer():
     """tinyllm's BPE against the Rust ``tokenizers`` on the same vocabulary: ids that differ."""
     for directory in (home() / "gpt2", builtin_tokenizer_dir()):
@@ -240,6 +255,7 @@ CHECKS = [  # (component, reference, check, tolerance), bottom-up
     ("Attention local", "GPTNeoSelfAttention (local)", check_attention_local, TOL),
     ("Block", "GPTNeoBlock (global, local)", check_block, TOL_MODEL),
     ("GPT (HF import)", "GPTNeoForCausalLM", check_model, TOL_MODEL),
+    ("Head + loss", "F.cross_entropy (and grads)", check_loss, TOL),
     ("BPE tokenizer", "tokenizers (ids that differ)", check_tokenizer, 0.0),
 ]
 
