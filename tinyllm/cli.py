@@ -66,7 +66,7 @@ TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are 
     layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
     attention_dropout=0.0, tie_embeddings=False,
     attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
-    weight_decay=0.1, batch_size=32, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
+    weight_decay=1.0, batch_size=16, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
 DEFAULT_STEPS = 1000
 DEFAULT_TOKENIZER = "bpe-4096"  # lowest held-out bits per byte after 10 CPU minutes (README)
