@@ -190,10 +190,12 @@ def _train(args, dist) -> int:
         "val_fraction": "val_fraction"}
     if args.resume:
         model_flags = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
-                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer") if f in given]
+                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer")
+                       if f in given]
         if model_flags:
-            raise TinyLLMError(f"--{model_flags[0].replace('_', '-')} cannot change when resuming: the model and "
-                               "tokenizer come from the checkpoint (start a new --out to change them)")
+            flag = "--" + model_flags[0].replace("_", "-")
+            raise TinyLLMError(f"{flag} cannot change when resuming: the model and tokenizer come "
+                               "from the checkpoint (start a new --out to change them)")
         source = find_resumable(args.resume)
         saved = json.loads((source / "train_config.json").read_text("utf-8"))
         changes = {f: given[flag] for f, flag in overrides.items() if flag in given}
