@@ -65,7 +65,7 @@ def cmd_tokenizer(args) -> int:
 TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are None so that
     layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
     attention_dropout=0.0, tie_embeddings=False,
-    attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
+    attention="scaled", optimizer="adamw", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
     weight_decay=1.0, batch_size=16, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
 DEFAULT_STEPS = 1000
@@ -123,6 +123,9 @@ def add_train(sub):
     g.add_argument("--attention", choices=["gpt-neo", "scaled"],
                    help="gpt-neo: unscaled scores as in GPT-Neo; scaled: 1/sqrt(d) (default)")
     g = p.add_argument_group("optimization")
+    g.add_argument("--optimizer", choices=["adamw", "muon"],
+                   help="muon: Muon for the blocks' weight matrices, AdamW for the rest "
+                        f"(default {d['optimizer']})")
     g.add_argument("--lr", type=float, help=f"peak learning rate (default {d['lr']})")
     g.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine (default lr/10)")
     g.add_argument("--warmup", type=int, metavar="STEPS", help=f"linear warmup (default {d['warmup']})")
@@ -182,7 +185,7 @@ def _train(args, dist) -> int:
     opt = {**TRAIN_DEFAULTS, **given}
     overrides = {  # TrainConfig field <- flag, for the flags given on this command line
         "max_steps": "max_steps", "max_time": "max_time", "epochs": "epochs",
-        "max_tokens": "max_tokens", "lr": "lr", "min_lr": "min_lr", "warmup_steps": "warmup",
+        "max_tokens": "max_tokens", "optimizer": "optimizer", "lr": "lr", "min_lr": "min_lr", "warmup_steps": "warmup",
         "decay_steps": "decay_steps", "weight_decay": "weight_decay", "batch_size": "batch_size",
         "grad_accum": "grad_accum", "clip": "clip", "compile": "compile",
         "eval_every": "eval_every", "eval_batches": "eval_batches", "log_every": "log_every",
@@ -190,11 +193,12 @@ def _train(args, dist) -> int:
         "val_fraction": "val_fraction"}
     if args.resume:
         model_flags = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
-                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer")
+                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer",
+                                   "optimizer")
                        if f in given]
         if model_flags:
             flag = "--" + model_flags[0].replace("_", "-")
-            raise TinyLLMError(f"{flag} cannot change when resuming: the model and tokenizer come "
+            raise TinyLLMError(f"{flag} cannot change when resuming: the model, tokenizer and optimizer come "
                                "from the checkpoint (start a new --out to change them)")
         source = find_resumable(args.resume)
         saved = json.loads((source / "train_config.json").read_text("utf-8"))

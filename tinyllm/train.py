@@ -50,6 +50,7 @@ from tqdm import tqdm
 from .distributed import Dist
 from .errors import TinyLLMError
 from .evaluate import amp_context, evaluate
+from .optim import make_optimizer, param_groups, set_lr
 
 
 @dataclass
@@ -63,7 +64,8 @@ class TrainConfig:
     batch_size: int = 32
     grad_accum: int = 1                # micro-batches whose gradients add up to one step
     # optimizer: AdamW; weight decay on the Linear layers' weight matrices only
-    optimizer: str = "adamw"           # 'adamw' or 'adam' (the brief's; no decoupled decay)
+    optimizer: str = "adamw"           # 'adamw', 'muon' (blocks' matrices; AdamW for the rest)
+                                       # or 'adam' (the brief's; no decoupled decay)
     lr: float = 3e-3
     min_lr: float | None = None        # floor of the cosine; None: lr / 10
     warmup_steps: int = 100
@@ -100,8 +102,8 @@ class TrainConfig:
             raise TinyLLMError(f"learning rate must be positive, got {self.lr}")
         if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
             raise TinyLLMError("warmup steps, clip and weight decay must not be negative")
-        if self.optimizer not in ("adamw", "adam"):
-            raise TinyLLMError(f"unknown optimizer {self.optimizer!r}: use 'adamw' or 'adam'")
+        if self.optimizer not in ("adamw", "muon", "adam"):
+            raise TinyLLMError(f"unknown optimizer {self.optimizer!r}: use adamw, muon or adam")
         if self.schedule not in ("cosine", "constant"):
             raise TinyLLMError(f"unknown schedule {self.schedule!r}: use 'cosine' or 'constant'")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -150,38 +152,6 @@ def lr_at(step: int, cfg: TrainConfig, decay_steps: int | None, progress: float 
         q = max(q, (step - cfg.warmup_steps) / max(1, decay_steps - cfg.warmup_steps))
     q = min(max(q, 0.0), 1.0)
     return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * q))
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: the weight matrices of ``nn.Linear`` layers (decayed) and everything
-    else — biases, LayerNorm scales/shifts, token and position embeddings (not decayed).
-
-    Decay pulls weights toward 0 at every step. Embedding rows are only updated when their
-    token (position) appears, so decaying them would shrink rare tokens' vectors between uses;
-    nanoGPT decays them too, minGPT and most recipes since do not. We follow minGPT."""
-    decay = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if id(p) in decay], "weight_decay": weight_decay},
-            {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}]
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW (or the brief's Adam), fused on CUDA/CPU where this torch has it."""
-    kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-    if device.type in ("cuda", "cpu"):
-        kwargs["fused"] = True
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), **kwargs)
-    try:
-        return torch.optim.AdamW(param_groups(model, cfg.weight_decay), **kwargs)
-    except (RuntimeError, TypeError):   # no fused kernel here: the multi-tensor one
-        kwargs.pop("fused")
-        return torch.optim.AdamW(param_groups(model, cfg.weight_decay), foreach=True, **kwargs)
-
-
-def set_lr(optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 class LossModule(nn.Module):
