@@ -70,6 +70,9 @@ def test_resume_through_the_cli(tmp_path, home, capsys):
     assert len(a) == len(b) == 6
     assert b == pytest.approx(a, abs=1e-6)
     assert main(["train", "--resume", str(tmp_path / "b"), "--layers", "3"]) == 1
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "b"), "--optimizer", "adamw"]) == 1
+    assert "--optimizer cannot change when resuming" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("make, message", [

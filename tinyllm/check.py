@@ -10,6 +10,7 @@ small random input, and reports the largest absolute difference of their outputs
                  global and local vs GPTNeoSelfAttention
     Block        vs GPTNeoBlock                 GPT         vs GPTNeoForCausalLM (via tinyllm.hf)
     Head + loss  (fused, chunked) vs F.cross_entropy(h @ W.T, y): the loss and both gradients
+    Muon         three optimizer steps vs torch.optim.Muon (both iterating in bfloat16)
     BPE          vs tokenizers (token ids that differ)
 
 Rows run bottom-up: a broken component also breaks the rows built from it (Block, GPT), so the
@@ -26,6 +27,7 @@ from .hf import config_from_hf, config_to_hf, state_dict_from_hf
 from .model import GPT
 from .nn import MLP, Attention, Block, Embedding, LayerNorm, gelu_new
 from .nn.loss import linear_cross_entropy
+from .optim import Muon
 from .tokenizer import FILES, Tokenizer
 
 TOL = 1e-5        # one component, fp32
@@ -224,6 +226,24 @@ def check_loss():
     return max(_diff(a, b) for a, b in pairs)
 
 
+def check_muon():
+    """Muon's update (momentum, Newton–Schulz, decay, RMS-matched step) on a tall, a wide and a
+    square matrix, against torch.optim.Muon; ours iterates in bfloat16 here as torch's does."""
+    worst = 0.0
+    for shape in ((24, 10), (10, 24), (16, 16)):
+        w = torch.randn(shape)
+        mine, ref = w.clone().requires_grad_(), w.clone().requires_grad_()
+        opts = (Muon([mine], lr=0.02, weight_decay=0.1, ns_dtype=torch.bfloat16),
+                torch.optim.Muon([ref], lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw"))
+        for _ in range(3):
+            g = torch.randn(shape)
+            for p, opt in zip((mine, ref), opts):
+                p.grad = g.clone()
+                opt.step()
+        worst = max(worst, _diff(mine, ref))
+    return worst
+
+
 def check_tokenizer():
     """tinyllm's BPE against the Rust ``tokenizers`` on the same vocabulary: ids that differ."""
     for directory in (home() / "gpt2", builtin_tokenizer_dir()):
@@ -256,6 +276,7 @@ CHECKS = [  # (component, reference, check, tolerance), bottom-up
     ("Block", "GPTNeoBlock (global, local)", check_block, TOL_MODEL),
     ("GPT (HF import)", "GPTNeoForCausalLM", check_model, TOL_MODEL),
     ("Head + loss", "F.cross_entropy (and grads)", check_loss, TOL),
+    ("Muon", "torch.optim.Muon (3 steps)", check_muon, TOL),
     ("BPE tokenizer", "tokenizers (ids that differ)", check_tokenizer, 0.0),
 ]
 

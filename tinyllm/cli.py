@@ -64,9 +64,9 @@ def cmd_tokenizer(args) -> int:
 
 TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are None so that
     layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
-    attention_dropout=0.0, tie_embeddings=False,
-    attention="scaled", optimizer="adamw", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
-    weight_decay=1.0, batch_size=16, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
+    attention_dropout=0.0, tie_embeddings=False, optimizer="muon",
+    attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
+    weight_decay=2.0, batch_size=16, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
     log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
 DEFAULT_STEPS = 1000
 DEFAULT_TOKENIZER = "bpe-4096"  # lowest held-out bits per byte after 10 CPU minutes (README)
@@ -131,7 +131,7 @@ def add_train(sub):
     g.add_argument("--warmup", type=int, metavar="STEPS", help=f"linear warmup (default {d['warmup']})")
     g.add_argument("--decay-steps", type=int, metavar="N",
                    help="length of warmup + cosine decay (default: the step budget)")
-    g.add_argument("--weight-decay", type=float, help=f"AdamW decay of weight matrices (default "
+    g.add_argument("--weight-decay", type=float, help=f"decay of the weight matrices (default "
                                                       f"{d['weight_decay']})")
     g.add_argument("--batch-size", type=int, help=f"sequences per micro-batch, per process (default "
                                                   f"{d['batch_size']}; {CUDA_BATCH_SIZE} on CUDA)")

@@ -9,7 +9,7 @@ Two ways in, one set of parts:
   (``Trainer(..., lr=3e-3, warmup_steps=50, clip=1.0)``) or as ``config=TrainConfig(...)``.
 
 * ``fit(model, train_tokens, val_tokens, config, out_dir=...)`` — the real run behind
-  ``tinyllm train``: random packed windows from a token stream, AdamW, warmup + cosine
+  ``tinyllm train``: random packed windows from a token stream, AdamW (or Muon), warmup + cosine
   learning rate, gradient clipping and accumulation, bf16 autocast on CUDA, optional
   ``torch.compile``, a budget in steps / epochs / tokens / seconds, periodic held-out
   evaluation (loss, perplexity, bits per byte), ``metrics.jsonl``, checkpoints that resume
@@ -63,7 +63,7 @@ class TrainConfig:
     # batches: tokens per optimizer step = batch_size × grad_accum × context × world_size
     batch_size: int = 32
     grad_accum: int = 1                # micro-batches whose gradients add up to one step
-    # optimizer: AdamW; weight decay on the Linear layers' weight matrices only
+    # optimizer (tinyllm.optim); weight decay on the Linear layers' weight matrices only
     optimizer: str = "adamw"           # 'adamw', 'muon' (blocks' matrices; AdamW for the rest)
                                        # or 'adam' (the brief's; no decoupled decay)
     lr: float = 3e-3
