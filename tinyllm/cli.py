@@ -185,21 +185,21 @@ def _train(args, dist) -> int:
     opt = {**TRAIN_DEFAULTS, **given}
     overrides = {  # TrainConfig field <- flag, for the flags given on this command line
         "max_steps": "max_steps", "max_time": "max_time", "epochs": "epochs",
-        "max_tokens": "max_tokens", "optimizer": "optimizer", "lr": "lr", "min_lr": "min_lr", "warmup_steps": "warmup",
-        "decay_steps": "decay_steps", "weight_decay": "weight_decay", "batch_size": "batch_size",
-        "grad_accum": "grad_accum", "clip": "clip", "compile": "compile",
+        "max_tokens": "max_tokens", "optimizer": "optimizer", "lr": "lr", "min_lr": "min_lr",
+        "warmup_steps": "warmup", "decay_steps": "decay_steps", "weight_decay": "weight_decay",
+        "batch_size": "batch_size", "grad_accum": "grad_accum", "clip": "clip", "compile": "compile",
         "eval_every": "eval_every", "eval_batches": "eval_batches", "log_every": "log_every",
         "device": "device", "precision": "precision", "seed": "seed", "data": "data",
         "val_fraction": "val_fraction"}
     if args.resume:
-        model_flags = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
-                                   "attention_dropout", "tie_embeddings", "attention", "tokenizer",
-                                   "optimizer")
-                       if f in given]
-        if model_flags:
-            flag = "--" + model_flags[0].replace("_", "-")
-            raise TinyLLMError(f"{flag} cannot change when resuming: the model, tokenizer and optimizer come "
-                               "from the checkpoint (start a new --out to change them)")
+        fixed = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
+                             "attention_dropout", "tie_embeddings", "attention", "tokenizer",
+                             "optimizer") if f in given]
+        if fixed:
+            flag = "--" + fixed[0].replace("_", "-")
+            raise TinyLLMError(f"{flag} cannot change when resuming: the model, tokenizer and "
+                               "optimizer come from the checkpoint (start a new --out to change "
+                               "them)")
         source = find_resumable(args.resume)
         saved = json.loads((source / "train_config.json").read_text("utf-8"))
         changes = {f: given[flag] for f, flag in overrides.items() if flag in given}

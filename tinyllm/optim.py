@@ -112,8 +112,8 @@ class Optimizers:
             mine, groups = groups[:len(part.param_groups)], groups[len(part.param_groups):]
             n = sum(len(g["params"]) for g in mine)
             part.load_state_dict({
-                "state": {int(i) - offset: s for i, s in sd["state"].items()
-                          if offset <= int(i) < offset + n},
+                "state": {i - offset: s for i, s in sd["state"].items()
+                          if offset <= i < offset + n},
                 "param_groups": [{**g, "params": [i - offset for i in g["params"]]} for g in mine]})
             offset += n
 
