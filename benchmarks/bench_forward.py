@@ -31,7 +31,7 @@ from tinyllm.hf import state_dict_from_hf
 from tinyllm.model import GPT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from brief_recipe import BriefGPT  # noqa: E402  the brief's part-2 model, shared by the benchmarks
+from brief_recipe import GPTNeoBlockModel  # noqa: E402  the brief's part-2 model, shared by the benchmarks
 
 VOCAB = 50257
 
@@ -50,7 +50,7 @@ def fused_step(model, X, Y):
 
 def build(config: Config, explicit: bool):
     torch.manual_seed(0)
-    ref = BriefGPT(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+    ref = GPTNeoBlockModel(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
                    context_size=config.context_size, num_layers=config.num_layers,
                    num_heads=config.num_heads, window_size=config.window_size,
                    attention_layers=config.attention_layers,

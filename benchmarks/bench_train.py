@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from brief_recipe import BriefGPT, brief_step  # noqa: E402
+from brief_recipe import GPTNeoBlockModel, brief_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -71,7 +71,7 @@ def throughput(args):
     torch.manual_seed(0)
     V, B, T = 50257, 32, 64
     batches = [torch.randint(0, V, (B, T + 1)) for _ in range(4)]
-    brief = BriefGPT(vocab_size=V)
+    brief = GPTNeoBlockModel(vocab_size=V)
     brief_opt = torch.optim.Adam(brief.parameters())
     ours = GPT(None, Config(vocab_size=V))
     cfg = TrainConfig(device="cpu", precision="fp32", compile=args.compile)
@@ -137,7 +137,7 @@ def bpb_brief(split: Path, seconds: float, seed: int) -> dict:
     tokenizer = Tokenizer()
     dataset = TinyDataset(tokenizer, 65, path=split / "train.txt")
     loader = DataLoader(dataset, batch_size=32, shuffle=True)
-    model = BriefGPT(vocab_size=tokenizer.vocab_size)
+    model = GPTNeoBlockModel(vocab_size=tokenizer.vocab_size)
     optimizer = torch.optim.Adam(model.parameters())
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

@@ -11,7 +11,7 @@ from transformers import GPTNeoConfig
 from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoBlock
 
 
-class BriefGPT(nn.Module):
+class GPTNeoBlockModel(nn.Module):
     def __init__(self, vocab_size=50257, hidden_size=64, context_size=64, num_layers=8,
                  num_heads=16, window_size=64, attention_layers=None, max_position_embeddings=2048):
         super().__init__()

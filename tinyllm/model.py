@@ -74,6 +74,11 @@ class GPT(nn.Module):
         """Logits (B, T, vocab) for token ids (B, T)."""
         return self.lm_head(self.hidden_states(ids, cache, pos))
 
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (..., vocab) for residual-stream vectors x (..., C): LN_f, then the head (what the
+        model applies after its last block; the logit lens applies it after every block)."""
+        return self.lm_head(self.ln_f(x))
+
     def loss(self, ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
              reduction: str = "mean") -> torch.Tensor:
         """Next-token cross-entropy of ``targets`` (B, T) given ``ids`` (B, T), averaged (or

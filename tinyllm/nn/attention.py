@@ -42,6 +42,7 @@ class Attention(nn.Module):
         self.out_proj = nn.Linear(C, C, bias=True)
         self.attn_dropout = config.attention_dropout
         self.resid_dropout = nn.Dropout(config.residual_dropout)
+        self.probs = nn.Identity()  # hook point: the (B, H, T, S) probabilities, explicit path only
 
     def mask(self, T: int, first_key: int, num_keys: int, pos: int, device) -> torch.Tensor | None:
         """Boolean (T, S) mask, True where query i (at pos + i) may see key j (at first_key + j)."""
@@ -96,6 +97,6 @@ class Attention(nn.Module):
             mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
         if mask is not None:
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        probs = scores.softmax(dim=-1).to(v.dtype)
+        probs = self.probs(scores.softmax(dim=-1).to(v.dtype))
         probs = F.dropout(probs, dropout, training=dropout > 0)
         return probs @ v  # (B, H, T, d)
