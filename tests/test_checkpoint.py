@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tinyllm import checkpoint
-from tinyllm.checkpoint import (is_checkpoint, load_model, optimizer_state_from_flat,
-                                optimizer_state_to_flat, save_model)
+from tinyllm.checkpoint import optimizer_state_from_flat, optimizer_state_to_flat
+from tinyllm.pretrained import is_model_dir as is_checkpoint, load_model_dir, save_model
 from tinyllm.config import Config
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPT
@@ -40,7 +40,7 @@ def test_save_and_load_model_with_its_tokenizer(tmp_path):
     with torch.no_grad():
         model.lm_head.weight.add_(1.0)
     save_model(model, tmp_path / "m")
-    assert torch.equal(load_model(tmp_path / "m").lm_head.weight, model.lm_head.weight)
+    assert torch.equal(GPT.from_pretrained(tmp_path / "m").lm_head.weight, model.lm_head.weight)
     assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")) == []
 
@@ -67,7 +67,7 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     assert not is_checkpoint(tmp_path) and not is_checkpoint(tmp_path / "nope")
     with pytest.raises(TinyLLMError, match="not a tinyllm checkpoint"):
-        load_model(tmp_path)
+        load_model_dir(tmp_path, GPT)
 
 
 class _Boom:
@@ -81,7 +81,7 @@ def test_a_pickle_in_place_of_weights_is_refused_unread(tmp_path, monkeypatch):
     with open(tmp_path / "m" / "model.safetensors", "wb") as f:
         pickle.dump({"wte.weight": _Boom()}, f)
     with pytest.raises(TinyLLMError, match="safetensors"):
-        load_model(tmp_path / "m")
+        GPT.from_pretrained(tmp_path / "m")
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -143,7 +143,7 @@ def test_resume_gives_the_same_run(tmp_path, accum, optimizer):
     for a, b in zip(rows_a, rows_b):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6), (a, b)
         assert a["lr"] == b["lr"]
-    m_a, m_b = load_model(tmp_path / "a" / "last"), load_model(tmp_path / "b" / "last")
+    m_a, m_b = GPT.from_pretrained(tmp_path / "a" / "last"), GPT.from_pretrained(tmp_path / "b" / "last")
     for (name, p), q in zip(m_a.named_parameters(), m_b.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()

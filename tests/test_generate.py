@@ -8,8 +8,8 @@ import torch
 
 from tinyllm.config import Config
 from tinyllm.errors import TinyLLMError
-from tinyllm.generate import (KVCache, _Weights, decode_incrementally, decode_step, prefill,
-                              probabilities, sample, stream, stream_text)
+from tinyllm.generate import (decode, decode_incrementally, prefill, probabilities, sample, stream,
+                              stream_text)
 from tinyllm.model import GPT
 
 CONTEXT = 16
@@ -61,10 +61,10 @@ def test_decode_step_logits_equal_forward():
     ids = torch.randint(0, 61, (3, CONTEXT), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         full = model(ids)                                           # (3, T, V)
-        cache, weights = KVCache(model, 3), _Weights(model)
+        cache = model.new_cache(3)
         assert torch.allclose(prefill(model, ids[:, :4], cache), full[:, 3], atol=1e-5)
         for t in range(4, CONTEXT):                                 # local window of 5 bites
-            logits = decode_step(weights, ids[:, t], cache)
+            logits = decode(model, ids[:, t], cache)
             assert torch.allclose(logits, full[:, t], atol=1e-5), t
     assert cache.length == CONTEXT
 

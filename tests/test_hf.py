@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyllm import hf
+from tinyllm import hf, pretrained
 from tinyllm.config import Config
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPT
@@ -65,7 +65,7 @@ def logits_diff(hf_model_, model, ids) -> float:
 @pytest.mark.parametrize("layout", [BRIEF, TINYSTORIES_1M], ids=["brief", "tinystories-1m"])
 def test_from_hf_gives_gpt_neo_logits(tmp_path, layout, explicit):
     ref = hf_model(**layout)
-    model = hf.from_hf(save_hf(ref, tmp_path))
+    model = GPT.from_pretrained(save_hf(ref, tmp_path))
     assert model.config.attention_layers == ref.config.attention_layers
     assert model.config.window_size == layout["window_size"]
     if explicit:  # same weights through the written-out softmax/GELU
@@ -80,7 +80,7 @@ def test_from_hf_gives_gpt_neo_logits(tmp_path, layout, explicit):
 def test_window_matters_in_these_checks(tmp_path):
     """The comparison above is sensitive: the same weights with a wider window differ."""
     ref = hf_model(**BRIEF)
-    model = hf.from_hf(save_hf(ref, tmp_path))
+    model = GPT.from_pretrained(save_hf(ref, tmp_path))
     wide = GPT(model.tokenizer, model.config.replace(window_size=128))
     wide.load_state_dict(model.state_dict())
     ids = torch.randint(0, 512, (1, 90))
@@ -90,7 +90,7 @@ def test_window_matters_in_these_checks(tmp_path):
 
 def test_from_hf_at_gpt2_vocab(tmp_path):
     ref = hf_model(vocab_size=50257, **BRIEF)
-    model = hf.from_hf(save_hf(ref, tmp_path))
+    model = GPT.from_pretrained(save_hf(ref, tmp_path))
     ids = torch.randint(0, 50257, (2, 70))
     assert logits_diff(ref, model, ids) <= TOL
 
@@ -117,7 +117,7 @@ def test_from_hf_reads_pytorch_model_bin_without_lm_head(tmp_path):
     sd["transformer.h.0.attn.attention.masked_bias"] = torch.tensor(-1e9)
     torch.save(sd, tmp_path / "pytorch_model.bin")
     write_byte_tokenizer(tmp_path)
-    model = hf.from_hf(tmp_path)
+    model = GPT.from_pretrained(tmp_path)
     assert torch.equal(model.lm_head.weight, model.wte.weight)
     assert logits_diff(ref, model, torch.randint(0, 512, (1, 40))) <= TOL
 
@@ -128,7 +128,7 @@ def test_from_hf_reads_sharded_safetensors(tmp_path):
     write_byte_tokenizer(tmp_path)
     assert (tmp_path / "model.safetensors.index.json").is_file()
     assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
-    assert logits_diff(ref, hf.from_hf(tmp_path), torch.randint(0, 512, (1, 30))) <= TOL
+    assert logits_diff(ref, GPT.from_pretrained(tmp_path), torch.randint(0, 512, (1, 30))) <= TOL
 
 
 def test_from_hf_downloads_a_hub_id(tmp_path, monkeypatch):
@@ -184,16 +184,16 @@ def test_attention_types_expand_and_compress():
 
 def test_export_round_trip_through_transformers(tmp_path):
     ref = hf_model(**TINYSTORIES_1M)
-    model = hf.from_hf(save_hf(ref, tmp_path / "in"))
+    model = GPT.from_pretrained(save_hf(ref, tmp_path / "in"))
     assert model.config.tie_embeddings and model.lm_head.weight is model.wte.weight  # as in GPT-Neo
-    out = hf.export(model, tmp_path / "out")
+    out = pretrained.export(model, tmp_path / "out")
     assert {"config.json", "model.safetensors", "vocab.json", "merges.txt"} <= {p.name for p in out.iterdir()}
     assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is True
     again = AutoModelForCausalLM.from_pretrained(out).eval()
     assert type(again).__name__ == "GPTNeoForCausalLM"
     ids = torch.randint(0, 512, (2, 280))
     assert logits_diff(again, model, ids) <= TOL
-    assert logits_diff(ref, hf.from_hf(out), ids) <= TOL
+    assert logits_diff(ref, GPT.from_pretrained(out), ids) <= TOL
 
 
 @pytest.mark.parametrize("attention", ["gpt-neo", "scaled"])
@@ -207,7 +207,7 @@ def test_export_of_a_tinyllm_model(tmp_path, attention):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    hf.export(model, tmp_path)
+    pretrained.export(model, tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["tie_word_embeddings"] is False
     assert saved["tinyllm_context_size"] == 16
@@ -215,7 +215,7 @@ def test_export_of_a_tinyllm_model(tmp_path, attention):
     ids = torch.randint(0, 300, (2, 20))
     assert logits_diff(ref, model, ids) <= TOL
     write_byte_tokenizer(tmp_path)  # and back into tinyllm (as 'gpt-neo', the scale in W_q)
-    back = hf.from_hf(tmp_path)
+    back = GPT.from_pretrained(tmp_path)
     assert back.config.context_size == 16
     assert logits_diff(ref, back, ids) <= TOL
 
@@ -226,7 +226,7 @@ def test_from_hf_without_tokenizer_files(tmp_path, monkeypatch):
     import huggingface_hub
     small = hf_model(**TINYSTORIES_1M)
     small.save_pretrained(tmp_path / "small")
-    model = hf.from_hf(tmp_path / "small")
+    model = GPT.from_pretrained(tmp_path / "small")
     assert model.tokenizer is None
     assert logits_diff(small, model, torch.randint(0, 512, (1, 20))) <= TOL
 
@@ -234,13 +234,13 @@ def test_from_hf_without_tokenizer_files(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", _offline)
     with pytest.raises(TinyLLMError, match="GPT-2 tokenizer files not found"):
-        hf.from_hf(tmp_path / "big")  # not cached, no network: the tokenizer's clear error
+        GPT.from_pretrained(tmp_path / "big")  # not cached, no network: the tokenizer's clear error
     if not GPT2_DIR.is_dir():
         pytest.skip("../shared/data/gpt2 is not beside the repository")
     (tmp_path / "home" / "gpt2").mkdir(parents=True, exist_ok=True)
     for n in ("vocab.json", "merges.txt"):
         (tmp_path / "home" / "gpt2" / n).write_bytes((GPT2_DIR / n).read_bytes())
-    assert hf.from_hf(tmp_path / "big").tokenizer.vocab_size == 50257
+    assert GPT.from_pretrained(tmp_path / "big").tokenizer.vocab_size == 50257
 
 
 def test_from_hf_refuses_a_tokenizer_bigger_than_the_model(tmp_path):
@@ -248,7 +248,7 @@ def test_from_hf_refuses_a_tokenizer_bigger_than_the_model(tmp_path):
         pytest.skip("../shared/data/gpt2 is not beside the repository")
     save_hf(hf_model(**TINYSTORIES_1M), tmp_path, tokenizer_dir=GPT2_DIR)
     with pytest.raises(TinyLLMError, match="50257 tokens but the model .* only 512"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -262,33 +262,33 @@ def test_hub_unreachable_says_so(monkeypatch):
     import huggingface_hub
     monkeypatch.setattr(huggingface_hub, "snapshot_download", _offline)
     with pytest.raises(TinyLLMError, match="hub is unreachable.*local directory"):
-        hf.from_hf("roneneldan/TinyStories-1M")
+        GPT.from_pretrained("roneneldan/TinyStories-1M")
 
 
 def test_bad_paths_and_configs(tmp_path):
     with pytest.raises(TinyLLMError, match="does not exist"):
-        hf.from_hf(tmp_path / "nowhere")
+        GPT.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(TinyLLMError, match="no config.json"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo", "hidden_size": 30,
                                                       "num_heads": 4, "num_layers": 1,
                                                       "attention_types": [[["global"], 1]]}))
     with pytest.raises(TinyLLMError, match="divisible by num_heads"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(TinyLLMError, match="only GPT-Neo"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo", "hidden_size": 32,
                                                       "num_heads": 4, "num_layers": 1,
                                                       "attention_types": [[["global"], 1]]}))
     with pytest.raises(TinyLLMError, match="no model.safetensors or pytorch_model.bin"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
     ref = hf_model(**TINYSTORIES_1M)  # weights of another shape than config.json says
     ref.save_pretrained(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "hidden_size": 48}))
     with pytest.raises(TinyLLMError, match="do not fit its config.json"):
-        hf.from_hf(tmp_path)
+        GPT.from_pretrained(tmp_path)
 
 
 def test_export_writes_a_tokenizer_transformers_reads(tmp_path):
@@ -298,7 +298,7 @@ def test_export_writes_a_tokenizer_transformers_reads(tmp_path):
     from tinyllm.tokenizer import Tokenizer
     tokenizer = Tokenizer(GPT2_DIR)
     model = GPT(tokenizer, Config(num_layers=1, attention_layers=["local"]))
-    hf.export(model, tmp_path)
+    pretrained.export(model, tmp_path)
     theirs = AutoTokenizer.from_pretrained(tmp_path)
     text = "Once upon a time, Lily's cat said: \"Hello!\"<|endoftext|>"
     assert theirs.encode(text) == tokenizer.encode(text)

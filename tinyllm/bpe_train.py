@@ -51,6 +51,7 @@ import regex
 from .bpe import PATTERN, bytes_to_unicode
 from .data.sources import EOT
 from .errors import TinyLLMError
+from .files import atomic_write
 
 NUM_BYTES = 256
 MIN_VOCAB_SIZE = NUM_BYTES + 1  # the bytes and <|endoftext|>, no merge
@@ -269,7 +270,7 @@ def save_bpe(vocab: dict[str, int], merges: list[tuple[str, str]], directory) ->
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     ordered = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
-    (directory / "vocab.json").write_text(json.dumps(ordered, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
-    (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(directory / "merges.txt", "\n".join(lines) + "\n")
+    atomic_write(directory / "vocab.json", json.dumps(ordered, ensure_ascii=False))
     return directory

@@ -1,8 +1,9 @@
-"""Parity checks: every from-scratch component against its reference twin.
+"""The parity table: every from-scratch component against its reference twin.
 
-Each check builds the tinyllm component and its twin (``torch.nn``, ``torch.nn.functional``,
+Each row builds the tinyllm component and its twin (``torch.nn``, ``torch.nn.functional``,
 transformers' GPT-Neo, the ``tokenizers`` library), gives both the same weights and the same
-small random input, and reports the largest absolute difference of their outputs:
+small random input, and reports the largest absolute difference of their outputs (over every
+variant the row covers: layer types, score scalings, activations, written-out and fused paths):
 
     Embedding    vs torch.nn.Embedding          LayerNorm   vs torch.nn.LayerNorm
     gelu_new     vs F.gelu(approximate='tanh')  MLP         vs GPTNeoMLP
@@ -14,7 +15,8 @@ small random input, and reports the largest absolute difference of their outputs
     BPE          vs tokenizers (token ids that differ)
 
 Rows run bottom-up: a broken component also breaks the rows built from it (Block, GPT), so the
-first failing row is the one to fix. ``tinyllm check`` prints the table.
+first failing row is the one to fix. ``tinyllm check`` prints the table; the tests run the
+same rows (``tests/test_nn.py``) and keep what a row cannot express.
 """
 from dataclasses import dataclass
 
@@ -23,12 +25,13 @@ import torch.nn.functional as F
 
 from .config import Config
 from .data.sources import builtin_tokenizer_dir, home, sample_corpus_path
-from .hf import config_from_hf, config_to_hf, state_dict_from_hf
+from .hf import config_from_hf, config_to_hf, fuse_qkv, state_dict_from_hf
 from .model import GPT
 from .nn import MLP, Attention, Block, Embedding, LayerNorm, gelu_new
 from .nn.loss import linear_cross_entropy
 from .optim import Muon
-from .tokenizer import FILES, Tokenizer
+from .files import TOKENIZER_FILES
+from .tokenizer import Tokenizer
 
 TOL = 1e-5        # one component, fp32
 TOL_MODEL = 1e-4  # a whole block or model
@@ -102,8 +105,11 @@ def _hf_config(c):
     return GPTNeoConfig(**d)
 
 
-def _to_tinyllm(hf_module) -> dict:
-    return {k.replace("attn.attention.", "attn."): v for k, v in hf_module.state_dict().items()}
+def gpt_neo_state(hf_module) -> dict:
+    """A GPT-Neo module's weights in tinyllm's names (W_q, W_k, W_v stacked; mask buffers out)."""
+    return fuse_qkv({k.replace("attn.attention.", "attn."): v
+                     for k, v in hf_module.state_dict().items()
+                     if not k.endswith(("attention.bias", "masked_bias")) and k != "bias"})
 
 
 # -- the checks: each returns the max abs diff ------------------------------------
@@ -117,11 +123,15 @@ def check_embedding():
 
 
 def check_layernorm():
+    """The written-out formula (and the fused kernel the model runs by default)."""
     ref = randomize(torch.nn.LayerNorm(32, eps=1e-5))
-    mine = LayerNorm(32, eps=1e-5)
-    mine.load_state_dict(ref.state_dict())
     x = torch.randn(3, _T, 32) * 2 + 0.5
-    return _diff(mine(x), ref(x))
+    worst = 0.0
+    for explicit in (True, False):
+        mine = LayerNorm(32, eps=1e-5, explicit=explicit)
+        mine.load_state_dict(ref.state_dict())
+        worst = max(worst, _diff(mine(x), ref(x)))
+    return worst
 
 
 def check_gelu():
@@ -131,12 +141,16 @@ def check_gelu():
 
 def check_mlp():
     _, neo = _gpt_neo()
-    c = _config()
-    ref = randomize(neo.GPTNeoMLP(4 * c.hidden_size, _hf_config(c)))
-    mine = MLP(c).eval()
-    mine.load_state_dict(ref.state_dict())
-    x = torch.randn(3, _T, c.hidden_size)
-    return _diff(mine(x), ref(x))
+    x = torch.randn(3, _T, 32)
+    worst = 0.0
+    for activation in ("gelu_new", "gelu", "relu"):
+        for explicit in (False, True):
+            c = _config(activation=activation, explicit=explicit, intermediate_size=48)
+            ref = randomize(neo.GPTNeoMLP(48, _hf_config(c)))
+            mine = MLP(c).eval()
+            mine.load_state_dict(ref.state_dict())
+            worst = max(worst, _diff(mine(x), ref(x)))
+    return worst
 
 
 def _attention_pair(kind, scoring="gpt-neo"):
@@ -161,8 +175,7 @@ def check_attention_cache():
     worst = 0.0
     for kind in ("global", "local"):
         for attn in _attention_pair(kind):
-            H, d = attn.num_heads, attn.head_dim
-            kv = (torch.zeros(2, H, _T, d), torch.zeros(2, H, _T, d))
+            kv = torch.zeros(2, 2, attn.num_heads, _T, attn.head_dim)   # keys [:, 0], values [:, 1]
             steps = [attn(x[:, :3], kv=kv, pos=0)]                        # prefill
             steps += [attn(x[:, t:t + 1], kv=kv, pos=t) for t in range(3, _T)]  # decode
             worst = max(worst, _diff(torch.cat(steps, dim=1), attn(x)))
@@ -171,13 +184,16 @@ def check_attention_cache():
 
 def _check_attention_vs_neo(kind):
     _, neo = _gpt_neo()
-    c = _config()
-    # GPTNeoSelfAttention masks with its own causal/local `bias` buffer; no attention_mask
-    ref = randomize(neo.GPTNeoSelfAttention(_hf_config(c), kind, layer_id=0))
-    mine = Attention(c, kind).eval()
-    mine.load_state_dict({k: v for k, v in ref.state_dict().items() if k != "bias"})
-    x = torch.randn(2, _T, c.hidden_size)
-    return _diff(mine(x), ref(x, attention_mask=None)[0])
+    x = torch.randn(2, _T, 32)
+    worst = 0.0
+    for explicit in (False, True):
+        c = _config(attention_layers=[kind, kind], explicit=explicit)
+        # GPTNeoSelfAttention masks with its own causal/local `bias` buffer; no attention_mask
+        ref = randomize(neo.GPTNeoSelfAttention(_hf_config(c), kind, layer_id=0))
+        mine = Attention(c, kind).eval()
+        mine.load_state_dict(gpt_neo_state(ref))
+        worst = max(worst, _diff(mine(x), ref(x, attention_mask=None)[0]))
+    return worst
 
 
 def check_attention_global():
@@ -190,16 +206,15 @@ def check_attention_local():
 
 def check_block():
     _, neo = _gpt_neo()
-    c = _config()
-    hc = _hf_config(c)
-    x = torch.randn(2, _T, c.hidden_size)
+    x = torch.randn(2, _T, 32)
     worst = 0.0
-    for layer, kind in enumerate(c.attention_layers):
-        ref = randomize(neo.GPTNeoBlock(hc, layer_id=layer), std=0.2)
-        mine = Block(c, kind).eval()
-        mine.load_state_dict({k: v for k, v in _to_tinyllm(ref).items()
-                              if not k.endswith("attn.bias")})  # GPT-Neo's mask buffer
-        worst = max(worst, _diff(mine(x), ref(x)[0]))
+    for explicit in (False, True):
+        c = _config(explicit=explicit)
+        for layer, kind in enumerate(c.attention_layers):
+            ref = randomize(neo.GPTNeoBlock(_hf_config(c), layer_id=layer), std=0.2)
+            mine = Block(c, kind).eval()
+            mine.load_state_dict(gpt_neo_state(ref))
+            worst = max(worst, _diff(mine(x), ref(x)[0]))
     return worst
 
 
@@ -211,6 +226,17 @@ def check_model():
     mine.load_state_dict(state_dict_from_hf(ref.state_dict()))
     ids = torch.randint(0, c.vocab_size, (2, _T))
     return _diff(mine(ids), ref(ids).logits)
+
+
+def check_model_cache():
+    """GPT.forward with a key/value cache — a prefill, then one token at a time, as generation
+    runs it — against one forward pass over the whole sequence."""
+    mine = randomize(GPT(None, _config()), std=0.1)
+    ids = torch.randint(0, 97, (2, _T))
+    cache = mine.new_cache(2)
+    steps = [mine(ids[:, :4], cache=cache)] + [mine(ids[:, t:t + 1], cache=cache)
+                                               for t in range(4, _T)]
+    return _diff(torch.cat(steps, dim=1), mine(ids))
 
 
 def check_loss():
@@ -247,7 +273,7 @@ def check_muon():
 def check_tokenizer():
     """tinyllm's BPE against the Rust ``tokenizers`` on the same vocabulary: ids that differ."""
     for directory in (home() / "gpt2", builtin_tokenizer_dir()):
-        if all((directory / n).is_file() for n in FILES):
+        if all((directory / n).is_file() for n in TOKENIZER_FILES):
             break
     else:
         raise Skip(f"no tokenizer files (neither GPT-2's in {home() / 'gpt2'} nor a built-in one)")
@@ -275,6 +301,7 @@ CHECKS = [  # (component, reference, check, tolerance), bottom-up
     ("Attention local", "GPTNeoSelfAttention (local)", check_attention_local, TOL),
     ("Block", "GPTNeoBlock (global, local)", check_block, TOL_MODEL),
     ("GPT (HF import)", "GPTNeoForCausalLM", check_model, TOL_MODEL),
+    ("GPT kv cache", "one full forward pass", check_model_cache, TOL_MODEL),
     ("Head + loss", "F.cross_entropy (and grads)", check_loss, TOL),
     ("Muon", "torch.optim.Muon (3 steps)", check_muon, TOL),
     ("BPE tokenizer", "tokenizers (ids that differ)", check_tokenizer, 0.0),

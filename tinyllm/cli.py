@@ -1,10 +1,24 @@
 """The ``tinyllm`` command line. Each subcommand is a small ``add_*`` (its arguments) plus a
-``cmd_*`` (what it does, by calling the library). Errors become one line and exit status 1.
+``cmd_*`` (what it does, by calling the library). ``tinyllm train``'s options are generated from
+the fields of ``TrainConfig`` and ``Config``.
+
+A ``TinyLLMError`` (something the user can fix) is printed as one line, exit status 1; anything
+else is a bug in tinyllm and shows its traceback (``--debug`` or ``TINYLLM_DEBUG=1`` shows it for
+``TinyLLMError`` too). The library modules that import PyTorch are imported by the commands that
+need them, so that ``tinyllm --help`` answers at once.
 """
 import argparse
+import os
+import signal
 import sys
+import traceback
+import typing
+from dataclasses import fields, replace
+from pathlib import Path
 
+from .config import Config
 from .errors import TinyLLMError
+from .train_config import DATA, MODEL, TrainConfig
 
 # -- subcommands --------------------------------------------------------------------------
 # (each section: add_<name>(subparsers) registers it; cmd_<name>(args) runs it and returns 0)
@@ -62,20 +76,8 @@ def cmd_tokenizer(args) -> int:
 
 # -- train ----------------------------------------------------------------------------------
 
-TRAIN_DEFAULTS = dict(  # a small model for a CPU budget; argparse defaults are None so that
-    layers=4, hidden=128, heads=8, context=128, window=None, dropout=0.1,   # --resume can tell
-    attention_dropout=0.0, tie_embeddings=False, optimizer="muon",
-    attention="scaled", lr=3e-3, min_lr=None, warmup=20, decay_steps=None,  # given from unset
-    weight_decay=2.0, batch_size=16, grad_accum=1, clip=1.0, eval_every=200, eval_batches=20,
-    log_every=10, val_fraction=0.05, device="auto", precision="auto", seed=1337)
-DEFAULT_STEPS = 1000
-DEFAULT_TOKENIZER = "bpe-4096"  # lowest held-out bits per byte after 10 CPU minutes (README)
-CUDA_BATCH_SIZE = 128  # default --batch-size on a GPU, which is idle with small batches of a small model
-
-
 @command
 def add_train(sub):
-    d = TRAIN_DEFAULTS
     p = sub.add_parser(
         "train", help="train a model (or continue a run) on stories",
         description="Train a tiny GPT on a text corpus. DIR (--out) ends up holding the model with "
@@ -84,185 +86,56 @@ def add_train(sub):
                     "DIR/metrics.jsonl and DIR/loss.png. Ctrl-C or SIGTERM saves before exiting. "
                     "Under torchrun (torchrun --nproc_per_node N -m tinyllm train ...) each "
                     "process trains on its shard of the data, with DistributedDataParallel.")
-    g = p.add_argument_group("data and output")
-    g.add_argument("--data", help="'sample' (the built-in corpus; default), 'tinystories' (its train "
-                                  "and validation splits), a text file (stories separated by "
-                                  "<|endoftext|> lines) or a directory with train.txt "
-                                  "[and validation.txt]")
+    g = p.add_argument_group(DATA)
     g.add_argument("--out", metavar="DIR", help="output directory (default with --resume: DIR)")
-    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (flags given "
-                                                   "again override its settings, e.g. a larger --max-steps)")
-    g.add_argument("--tokenizer", metavar="SPEC",
-                   help="gpt2, builtin, bpe-N (trained on --data) or a directory with vocab.json "
-                        "and merges.txt (default: builtin for sample, else bpe-4096)")
-    g.add_argument("--val-fraction", type=float, metavar="F",
-                   help=f"last fraction of the stories held out for validation when --data has no "
-                        f"validation split (default {d['val_fraction']})")
-    g = p.add_argument_group("budget (the first reached stops; default --max-steps "
-                             f"{DEFAULT_STEPS})")
-    g.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps")
-    g.add_argument("--max-time", type=float, metavar="SECONDS", help="wall-clock seconds")
-    g.add_argument("--epochs", type=float, metavar="N", help="passes over the training tokens")
-    g.add_argument("--max-tokens", type=int, metavar="N", help="training tokens")
-    g = p.add_argument_group("model (new runs only)")
-    g.add_argument("--layers", type=int, help=f"transformer blocks (default {d['layers']})")
-    g.add_argument("--hidden", type=int, help=f"width (default {d['hidden']})")
-    g.add_argument("--heads", type=int, help=f"attention heads (default {d['heads']})")
-    g.add_argument("--context", type=int, help=f"context length in tokens (default {d['context']})")
-    g.add_argument("--window", type=int, help="local attention window: every other layer attends to "
-                                              "only this many tokens, GPT-Neo style (default: none, "
-                                              "all layers global)")
-    g.add_argument("--dropout", type=float, help=f"dropout on the embeddings and the residual "
-                                                 f"branches (default {d['dropout']})")
-    g.add_argument("--attention-dropout", type=float, help=f"dropout on the attention weights "
-                                                           f"(default {d['attention_dropout']}: on a "
-                                                           "CPU it costs more time than it gives)")
-    g.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction,
-                   help="the output head reuses the token embedding matrix (default: "
-                        f"{'tied' if d['tie_embeddings'] else 'separate'})")
-    g.add_argument("--attention", choices=["gpt-neo", "scaled"],
-                   help="gpt-neo: unscaled scores as in GPT-Neo; scaled: 1/sqrt(d) (default)")
-    g = p.add_argument_group("optimization")
-    g.add_argument("--optimizer", choices=["adamw", "muon"],
-                   help="muon: Muon for the blocks' weight matrices, AdamW for the rest "
-                        f"(default {d['optimizer']})")
-    g.add_argument("--lr", type=float, help=f"peak learning rate (default {d['lr']})")
-    g.add_argument("--min-lr", type=float, help="learning rate at the end of the cosine (default lr/10)")
-    g.add_argument("--warmup", type=int, metavar="STEPS", help=f"linear warmup (default {d['warmup']})")
-    g.add_argument("--decay-steps", type=int, metavar="N",
-                   help="length of warmup + cosine decay (default: the step budget)")
-    g.add_argument("--weight-decay", type=float, help=f"decay of the weight matrices (default "
-                                                      f"{d['weight_decay']})")
-    g.add_argument("--batch-size", type=int, help=f"sequences per micro-batch, per process (default "
-                                                  f"{d['batch_size']}; {CUDA_BATCH_SIZE} on CUDA)")
-    g.add_argument("--grad-accum", type=int, metavar="K", help="micro-batches per optimizer step (default 1)")
-    g.add_argument("--clip", type=float, help=f"max gradient norm, 0: off (default {d['clip']})")
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    g = p.add_argument_group("evaluation and hardware")
-    g.add_argument("--eval-every", type=int, metavar="N",
-                   help=f"steps between validation runs, 0: only at the end (default {d['eval_every']})")
-    g.add_argument("--eval-batches", "--eval-steps", dest="eval_batches", type=int, metavar="N",
-                   help=f"validation batches per evaluation, 0: all (default {d['eval_batches']})")
-    g.add_argument("--log-every", type=int, metavar="N", help=f"steps between metrics rows (default "
-                                                             f"{d['log_every']})")
-    g.add_argument("--device", help="auto (cuda if available), cpu, cuda, cuda:N or mps (default auto)")
-    g.add_argument("--precision", choices=["auto", "bf16", "fp32"],
-                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
-    g.add_argument("--seed", type=int, help=f"random seed (default {d['seed']})")
+    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (options given "
+                                                   "again override its settings, e.g. a larger "
+                                                   "--max-steps)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_options(p, TrainConfig())
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
+    from .checkpoint import find_resumable, run_dir, saved_train_config
+    from .device import resolve_device
     from .distributed import process_group
-    from .train import resolve_device
-    with process_group(resolve_device(_train_device(args))) as dist:   # torchrun: join the others
-        return _train(args, dist)
+    from .train import new_run_dir, train
 
-
-def _train_device(args) -> str:
-    """The device a run will use: --device, else the resumed run's, else auto."""
-    if args.device is None and args.resume:
-        import json
-        from .checkpoint import find_resumable
-        saved = json.loads((find_resumable(args.resume) / "train_config.json").read_text("utf-8"))
-        return saved.get("device") or "auto"
-    return args.device or "auto"
-
-
-def _train(args, dist) -> int:
-    import json
-    import signal
-    from pathlib import Path
-    import torch
-    from .checkpoint import find_resumable, is_training_checkpoint, load_model
-    from .config import Config
-    from .data.tokens import token_byte_lengths
-    from .model import GPT
-    from .train import TrainConfig, fit, resolve_device
-
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    opt = {**TRAIN_DEFAULTS, **given}
-    overrides = {  # TrainConfig field <- flag, for the flags given on this command line
-        "max_steps": "max_steps", "max_time": "max_time", "epochs": "epochs",
-        "max_tokens": "max_tokens", "optimizer": "optimizer", "lr": "lr", "min_lr": "min_lr",
-        "warmup_steps": "warmup", "decay_steps": "decay_steps", "weight_decay": "weight_decay",
-        "batch_size": "batch_size", "grad_accum": "grad_accum", "clip": "clip", "compile": "compile",
-        "eval_every": "eval_every", "eval_batches": "eval_batches", "log_every": "log_every",
-        "device": "device", "precision": "precision", "seed": "seed", "data": "data",
-        "val_fraction": "val_fraction"}
     if args.resume:
-        fixed = [f for f in ("layers", "hidden", "heads", "context", "window", "dropout",
-                             "attention_dropout", "tie_embeddings", "attention", "tokenizer",
-                             "optimizer") if f in given]
-        if fixed:
-            flag = "--" + fixed[0].replace("_", "-")
-            raise TinyLLMError(f"{flag} cannot change when resuming: the model, tokenizer and "
-                               "optimizer come from the checkpoint (start a new --out to change "
-                               "them)")
         source = find_resumable(args.resume)
-        saved = json.loads((source / "train_config.json").read_text("utf-8"))
-        changes = {f: given[flag] for f, flag in overrides.items() if flag in given}
-        if any(k in changes for k in ("max_steps", "max_time", "epochs", "max_tokens")):
-            saved.update(max_steps=None, max_time=None, epochs=None, max_tokens=None)
-        cfg = TrainConfig.from_dict({**saved, **changes})
-        out = Path(args.out) if args.out else \
-            source.parent if source.name in ("last", ".last.old") else source
-        model = load_model(source)
-        tokenizer = model.tokenizer
+        saved = TrainConfig.from_dict(saved_train_config(source))
+        cfg = saved.resumed(**config_changes(args, saved))
+        out = Path(args.out) if args.out else run_dir(source)
+    elif args.out:
+        cfg = replace(TrainConfig(), **config_changes(args, TrainConfig()))
+        out = new_run_dir(args.out)
     else:
-        if not args.out:
-            raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
-        out = Path(args.out)
-        if is_training_checkpoint(out / "last"):
-            raise TinyLLMError(f"{out} already holds a training run: continue it with --resume "
-                               f"{out}, or choose another --out")
-        if out.exists() and not out.is_dir():
-            raise TinyLLMError(f"--out {out} is a file: give a directory")
-        data = opt.get("data", "sample")
-        if "batch_size" not in given and resolve_device(opt["device"]).type == "cuda":
-            opt["batch_size"] = CUDA_BATCH_SIZE
-        cfg = TrainConfig.from_dict({f: opt[flag] for f, flag in overrides.items() if flag in opt}
-                                    | {"data": data})
-        if all(getattr(cfg, b) is None for b in ("max_steps", "max_time", "epochs", "max_tokens")):
-            cfg.max_steps = DEFAULT_STEPS
-        with dist.local_main_first():               # one process trains a bpe-N, the others read it
-            tokenizer = _train_tokenizer(opt.get("tokenizer"), data)
-        window = opt["window"]
-        layers = (["global"] * opt["layers"] if window is None else   # GPT-Neo: alternate
-                  ["global" if i % 2 == 0 else "local" for i in range(opt["layers"])])
-        config = Config(hidden_size=opt["hidden"], embedding_size=opt["hidden"],
-                        num_layers=opt["layers"], num_heads=opt["heads"],
-                        context_size=opt["context"], window_size=window or opt["context"],
-                        attention_layers=layers, attention=opt["attention"],
-                        attention_dropout=opt["attention_dropout"], residual_dropout=opt["dropout"],
-                        embedding_dropout=opt["dropout"],
-                        max_position_embeddings=opt["context"],
-                        tie_embeddings=opt["tie_embeddings"])
-        torch.manual_seed(cfg.seed)                 # the model's initial weights
-        model = GPT(tokenizer, config)
-    if cfg.eval_batches == 0:
-        cfg.eval_batches = None
-    with dist.local_main_first():                   # one process writes the token cache
-        train_tokens, val_tokens = _train_data(cfg.data, tokenizer, cfg.val_fraction)
-
-    device = dist.device_for(resolve_device(cfg.device))
-    n = model.num_parameters()
-    processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
-    if dist.is_main:                                # rank 0 reports for all
-        print(f"training {n / 1e6:.2f}M parameters ({model.config.num_layers} layers, "
-              f"{model.config.hidden_size} wide, context {model.config.context_size}, vocabulary "
-              f"{model.config.vocab_size}) on {len(train_tokens):,} tokens of {cfg.data} "
-              f"({len(val_tokens):,} held out), {device}{processes}", file=sys.stderr)
-    summary = fit(model, train_tokens, val_tokens, cfg, byte_lengths=token_byte_lengths(tokenizer),
-                  out_dir=out, resume_from=args.resume, progress=not args.quiet, dist=dist)
-    if summary["signal"] is not None:
+        raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
+    with process_group(resolve_device(cfg.device)) as dist:   # torchrun: join the others
+        summary = train(cfg, out, resume_from=args.resume, dist=dist, progress=not args.quiet,
+                        on_start=_print_start if dist.is_main else None)
+        if summary["signal"] is not None:
+            if dist.is_main:
+                print(f"stopped at step {summary['steps']} "
+                      f"({signal.Signals(summary['signal']).name}); checkpoint saved. Continue "
+                      f"with: tinyllm train --resume {out}", file=sys.stderr)
+            return 128 + summary["signal"]
         if dist.is_main:
-            print(f"stopped at step {summary['steps']} ({signal.Signals(summary['signal']).name}); "
-                  f"checkpoint saved. Continue with: tinyllm train --resume {out}", file=sys.stderr)
-        return 128 + summary["signal"]
-    if not dist.is_main:
-        return 0
+            _print_summary(summary, out, cfg)
+    return 0
+
+
+def _print_start(model, train_tokens, val_tokens, cfg, device, dist):
+    c = model.config
+    processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
+    print(f"training {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
+          f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
+          f"{len(train_tokens):,} tokens of {cfg.data} ({len(val_tokens):,} held out), "
+          f"{device}{processes}", file=sys.stderr)
+
+
+def _print_summary(summary, out, cfg):
     final = summary["final"]
     if final is not None:
         bpb = f", {final['val_bpb']:.3f} bits/byte" if "val_bpb" in final else ""
@@ -275,33 +148,63 @@ def _train(args, dist) -> int:
           f"(Python: GPT.from_pretrained('{out}'))")
     print(f"evaluate:  tinyllm eval --model {out} --data {cfg.data}")
     print(f"continue:  tinyllm train --resume {out} --max-steps {summary['steps'] * 2}")
-    return 0
 
 
-def _train_tokenizer(spec, data):
-    from .tokenizer import load_tokenizer
-    if spec is None:  # measured best (README, 'Choosing the vocabulary'); the built-in corpus ships its own
-        spec = "builtin" if data == "sample" else DEFAULT_TOKENIZER
-    return load_tokenizer(spec, data)
+# -- options generated from TrainConfig and Config fields --------------------------------------
+
+def add_config_options(parser, defaults: TrainConfig) -> None:
+    """One option per field of ``TrainConfig`` and per model field (``Config``) that has a help
+    text, in the field's group, with its default from ``defaults``. Every default is None in
+    argparse, so that ``config_changes`` sees which options were given."""
+    groups = {a.title: a for a in parser._action_groups}
+    for f, default in [(f, getattr(defaults, f.name)) for f in fields(TrainConfig)
+                       if f.name != "model"] + \
+                      [(f, getattr(defaults.model, f.name)) for f in fields(Config)
+                       if f.metadata.get("help")]:
+        meta = f.metadata
+        title = meta["group"] or MODEL
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
+        dest = f.name if title != MODEL or f in fields(TrainConfig) else "model." + f.name
+        flags = [meta["flag"] or "--" + f.name.replace("_", "-"), *meta["aliases"]]
+        help = meta["help"]
+        if "default" not in help and default is not None:
+            help += f" (default {_show(default)})"
+        kind = _value_type(f)
+        if kind is bool:
+            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction,
+                               default=None, help=help)
+        elif kind is tuple:
+            group.add_argument(*flags, dest=dest, type=float, nargs=len(default), default=None,
+                               metavar="X", help=help)
+        else:
+            group.add_argument(*flags, dest=dest, type=kind, choices=meta["choices"],
+                               default=None, metavar=meta["metavar"], help=help)
 
 
-def _train_data(data, tokenizer, val_fraction):
-    """(train, validation) token spans of a --data source."""
-    from pathlib import Path
-    from .data.sources import resolve_text, tinystories_path
-    from .data.tokens import prepare
-    if data == "tinystories":
-        return (prepare(tinystories_path("train"), tokenizer).span(),
-                prepare(tinystories_path("validation"), tokenizer).span())
-    path = Path(data).expanduser() if data != "sample" else None
-    if path is not None and path.is_dir() and (path / "validation.txt").is_file():
-        return (prepare(resolve_text(data, "train"), tokenizer).span(),
-                prepare(path / "validation.txt", tokenizer).span())
-    token_file = prepare(resolve_text(data, "train"), tokenizer)
-    if token_file.num_stories < 2:
-        raise TinyLLMError(f"{data} holds a single story: training needs at least two, one of them "
-                           "held out for validation (separate stories with <|endoftext|> lines)")
-    return token_file.split(val_fraction)
+def config_changes(args, base: TrainConfig) -> dict:
+    """The ``TrainConfig`` fields set on the command line; model options given become
+    ``model=base.model.replace(...)`` (the sizes that follow them follow: ``Config.replace``)."""
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    changes = {f.name: given[f.name] for f in fields(TrainConfig) if f.name in given}
+    model = {f.name: given["model." + f.name] for f in fields(Config) if "model." + f.name in given}
+    if model:
+        changes["model"] = base.model.replace(**model)
+    return changes
+
+
+def _value_type(f):
+    args = [a for a in typing.get_args(f.type) if a is not type(None)]
+    return args[0] if args else f.type
+
+
+def _show(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 # -- eval -----------------------------------------------------------------------------------
@@ -330,9 +233,9 @@ def add_eval(sub):
 def cmd_eval(args) -> int:
     import json
     from .data.sources import resolve_text
+    from .device import resolve_device
     from .evaluate import evaluate_file
     from .model import GPT
-    from .train import resolve_device
 
     device = resolve_device(args.device)
     path = resolve_text(args.data, "validation")
@@ -394,8 +297,8 @@ def add_export(sub):
 
 
 def cmd_export(args) -> int:
-    from .hf import export
     from .model import GPT
+    from .pretrained import export
     model = GPT.from_pretrained(args.model)
     out = export(model, args.out)
     print(f"wrote {out} (GPT-Neo, {model.num_parameters():,} parameters)")
@@ -432,17 +335,22 @@ def add_generate(sub):
 
 def cmd_generate(args) -> int:
     import torch
+    from .device import resolve_device
     from .generate import check_options, stream_text
     from .model import GPT
-    from .train import resolve_device
 
     check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if args.num_samples < 1:
         raise TinyLLMError(f"-n must be 1 or more, not {args.num_samples}")
     prompts = list(args.prompts)
     if args.prompt_file:
-        with open(args.prompt_file, encoding="utf-8") as f:
-            prompts += [line.rstrip("\n") for line in f if line.strip()]
+        try:
+            with open(args.prompt_file, encoding="utf-8") as f:
+                prompts += [line.rstrip("\n") for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise TinyLLMError(f"cannot read the prompt file {args.prompt_file} "
+                               f"({type(e).__name__}): give a UTF-8 text file, one prompt per "
+                               "line") from None
     if not prompts and not args.interactive:
         prompts = [""]
     device = resolve_device(args.device)
@@ -492,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinyllm",
         description="Build, train and run a tiny GPT from scratch.",
         epilog="Run 'tinyllm COMMAND --help' for a command's options.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of every error (also: TINYLLM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     order = ["train", "generate", "eval", "tokenizer", "check", "export"]  # as a user meets them
     for add in sorted(COMMANDS, key=lambda a: order.index(a.__name__[4:]) if a.__name__[4:] in order else 99):
@@ -510,7 +420,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("tinyllm: interrupted", file=sys.stderr)
         return 130
-    except (TinyLLMError, ValueError, OSError) as e:
+    except TinyLLMError as e:   # the user's to fix: one line (the rest is a bug: a traceback)
+        if args.debug or os.environ.get("TINYLLM_DEBUG") not in (None, "", "0"):
+            traceback.print_exc()
         print(f"tinyllm {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -1,72 +1,172 @@
-"""One ``Config`` for the model: plain values, every field overridable by keyword.
+"""``Config``: every hyper-parameter of the model, plain values with the brief's defaults.
 
-The defaults are the brief's model: 8 GPT-Neo blocks, 64 wide, 16 heads, 64-token context,
-local (windowed) attention on every layer.
+``Config()`` is the brief's model: 8 GPT-Neo blocks, 64 wide, 16 heads, a 64-token context and
+local (windowed) attention on every layer. ``tinyllm train`` trains another shape by default
+(``TrainConfig().model``, in ``tinyllm.train_config``).
+
+A few sizes follow another field unless they are set apart from it: ``embedding_size`` is the
+``hidden_size``; ``replace`` keeps ``max_position_embeddings`` equal to ``context_size`` and
+``embedding_dropout`` equal to ``residual_dropout`` when they were equal, and repeats the
+pattern of ``attention_layers`` when ``num_layers`` changes.
+
+Fields with a help text are also options of ``tinyllm train`` (``--hidden``, ``--layers``, ...):
+the command line is generated from them (see ``option``).
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+
+from .errors import TinyLLMError
 
 ATTENTIONS = ("gpt-neo", "scaled")
+ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu")
+LAYER_TYPES = ("global", "local")
+
+
+def option(default=MISSING, help: str = "", *, flag: str | None = None, metavar=None,
+           choices=None, aliases: tuple = (), group: str | None = None, fixed: bool = False,
+           budget: bool = False, default_factory=MISSING):
+    """A dataclass field that is also a command-line option: ``help`` is its help text, ``flag``
+    its name when not ``--field-name``, ``choices`` the values allowed, ``group`` the section of
+    ``--help`` it is listed in; ``fixed``: it may not change when a run resumes; ``budget``: a
+    training budget (giving one on resume replaces the saved ones)."""
+    meta = dict(help=help, flag=flag, metavar=metavar, choices=choices, aliases=aliases,
+                group=group, fixed=fixed, budget=budget)
+    return field(default=default, default_factory=default_factory, metadata=meta)
 
 
 @dataclass
 class Config:
-    hidden_size: int = 64
-    embedding_size: int | None = None         # None: hidden_size (64 for the brief)
-    context_size: int = 64
-    num_layers: int = 8
+    hidden_size: int = option(64, "width of the residual stream", flag="--hidden", metavar="C")
+    embedding_size: int | None = None          # None: hidden_size (they must be equal)
+    context_size: int = option(64, "context length in tokens", flag="--context", metavar="T")
+    num_layers: int = option(8, "transformer blocks", flag="--layers", metavar="N")
     layer_norm_epsilon: float = 1e-5
-    attention_layers: list | None = None      # one of 'global'/'local' per layer; None: all 'local'
-    max_position_embeddings: int = 2048
-    window_size: int = 64                      # tokens a 'local' layer sees (itself included)
-    attention_dropout: float = 0.0
-    residual_dropout: float = 0.0
+    attention_layers: list | None = None       # 'global'/'local' per layer; None: all 'local'
+    max_position_embeddings: int = 2048        # rows of the learned position table
+    window_size: int | None = option(
+        64, "tokens a 'local' layer attends to, itself included (GPT-Neo's sliding window; "
+            "tinyllm train alternates global and local layers); none: no window", flag="--window",
+        metavar="T")
+    attention_dropout: float = option(0.0, "dropout on the attention weights (on a CPU it "
+                                           "costs more time than it gives)", metavar="P")
+    residual_dropout: float = option(0.0, "dropout on the embeddings and the residual branches",
+                                     flag="--dropout", metavar="P")
     embedding_dropout: float = 0.0
-    num_heads: int = 16
+    num_heads: int = option(16, "attention heads", flag="--heads", metavar="H")
     intermediate_size: int | None = None       # None: 4 × hidden_size
-    activation: str = "gelu_new"
-    attention: str = "gpt-neo"                 # 'gpt-neo': unscaled scores; 'scaled': 1/√d
-    explicit: bool = False                     # written-out softmax/GELU instead of fused kernels
+    activation: str = option("gelu_new", "the MLP's activation", choices=ACTIVATIONS)
+    attention: str = option("gpt-neo", "gpt-neo: unscaled scores, as GPT-Neo; scaled: 1/sqrt(d)",
+                            choices=ATTENTIONS)
+    explicit: bool = False                     # written-out formulas instead of fused kernels
     vocab_size: int | None = None              # None: taken from the tokenizer
-    tie_embeddings: bool = False               # the head reuses the token embedding's matrix
+    tie_embeddings: bool = option(False, "the output head reuses the token embedding matrix")
 
     def __post_init__(self):
         if self.embedding_size is None:
             self.embedding_size = self.hidden_size
-        if self.attention_layers is None:
+        if self.attention_layers is None and isinstance(self.num_layers, int):
             self.attention_layers = ["local"] * self.num_layers
-        self.attention_layers = list(self.attention_layers)
-        if len(self.attention_layers) != self.num_layers:
-            raise ValueError(f"attention_layers has {len(self.attention_layers)} entries but "
-                             f"num_layers is {self.num_layers}: give one 'global'/'local' per layer")
-        bad = [t for t in self.attention_layers if t not in ("global", "local")]
-        if bad:
-            raise ValueError(f"attention_layers may hold only 'global' or 'local', not {bad[0]!r}")
-        if self.embedding_size != self.hidden_size:
-            raise ValueError(f"embedding_size ({self.embedding_size}) must equal hidden_size "
-                             f"({self.hidden_size}) in a GPT-Neo-style model")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
-                             f"num_heads ({self.num_heads})")
-        if self.context_size > self.max_position_embeddings:
-            raise ValueError(f"context_size ({self.context_size}) exceeds max_position_embeddings "
-                             f"({self.max_position_embeddings})")
+        if isinstance(self.attention_layers, (list, tuple)):
+            self.attention_layers = list(self.attention_layers)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``TinyLLMError`` naming the first field that cannot make a model."""
+        for name in ("hidden_size", "embedding_size", "context_size", "num_layers",
+                     "max_position_embeddings", "num_heads"):
+            _whole(name, getattr(self, name))
+        for name in ("window_size", "intermediate_size", "vocab_size"):
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name))
+        eps = self.layer_norm_epsilon
+        if not _number(eps) or not (eps > 0 and math.isfinite(eps)):
+            raise TinyLLMError(f"layer_norm_epsilon must be a small positive number such as "
+                               f"1e-5, not {eps!r}")
+        for name in ("attention_dropout", "residual_dropout", "embedding_dropout"):
+            p = getattr(self, name)
+            if not _number(p) or not 0 <= p < 1:
+                raise TinyLLMError(f"{name} must be a probability in [0, 1), not {p!r}")
+        for name in ("explicit", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise TinyLLMError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.activation not in ACTIVATIONS:
+            raise TinyLLMError(f"unknown activation {self.activation!r}: use one of "
+                               f"{', '.join(ACTIVATIONS)}")
         if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {ATTENTIONS}, not {self.attention!r}")
+            raise TinyLLMError(f"attention must be one of {ATTENTIONS}, not {self.attention!r}")
+        layers = self.attention_layers
+        if not isinstance(layers, list):
+            raise TinyLLMError(f"attention_layers must be a list of 'global'/'local', one per "
+                               f"layer, not {layers!r}")
+        if len(layers) != self.num_layers:
+            raise TinyLLMError(f"attention_layers has {len(layers)} entries but num_layers is "
+                               f"{self.num_layers}: give one 'global'/'local' per layer")
+        bad = [t for t in layers if t not in LAYER_TYPES]
+        if bad:
+            raise TinyLLMError(f"attention_layers may hold only 'global' or 'local', not {bad[0]!r}")
+        if self.embedding_size != self.hidden_size:
+            raise TinyLLMError(f"embedding_size ({self.embedding_size}) must equal hidden_size "
+                               f"({self.hidden_size}) in a GPT-Neo-style model")
+        if self.hidden_size % self.num_heads:
+            raise TinyLLMError(f"hidden_size ({self.hidden_size}) must be divisible by "
+                               f"num_heads ({self.num_heads})")
+        if self.context_size > self.max_position_embeddings:
+            raise TinyLLMError(f"context_size ({self.context_size}) exceeds "
+                               f"max_position_embeddings ({self.max_position_embeddings})")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        if not isinstance(d, dict):
+            raise TinyLLMError(f"a model config must be a JSON object, not {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown Config fields {unknown}: this file was written by another "
-                             "tinyllm version or is not a tinyllm config")
+            raise TinyLLMError(f"unknown Config fields {unknown}: this file was written by another "
+                               "tinyllm version or is not a tinyllm config")
         return cls(**d)
 
     def replace(self, **changes) -> "Config":
+        """A copy with ``changes``; the sizes that follow another field follow it (see the
+        module docstring)."""
+        follows = {"max_position_embeddings": "context_size", "embedding_size": "hidden_size",
+                   "embedding_dropout": "residual_dropout"}
+        for follower, leader in follows.items():
+            if (leader in changes and follower not in changes
+                    and getattr(self, follower) == getattr(self, leader)):
+                changes[follower] = changes[leader]
+        if "num_layers" in changes and "attention_layers" not in changes:
+            changes["attention_layers"] = repeat_pattern(self.attention_layers,
+                                                         changes["num_layers"])
         return replace(self, **changes)
 
 
-__all__ = ["Config", "field"]
+def layer_pattern(layers: list) -> list:
+    """The shortest list whose repetition is ``layers``: ['global', 'local'] for
+    ['global', 'local', 'global', 'local']."""
+    n = len(layers)
+    period = next(p for p in range(1, n + 1) if n % p == 0 and layers == layers[:p] * (n // p))
+    return list(layers[:period])
+
+
+def repeat_pattern(layers: list, n) -> list:
+    """``layers``' pattern repeated to ``n`` layers: ['global', 'local'] * 2 becomes
+    ['global', 'local', 'global'] for n = 3."""
+    if not isinstance(n, int) or n < 1 or not layers:
+        return layers  # validation says what is wrong
+    pattern = layer_pattern(layers)
+    return [pattern[i % len(pattern)] for i in range(n)]
+
+
+def _whole(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TinyLLMError(f"{name} must be a whole number of at least 1, not {value!r}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+__all__ = ["Config", "option", "layer_pattern", "repeat_pattern", "ATTENTIONS", "ACTIVATIONS"]

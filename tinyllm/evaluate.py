@@ -10,7 +10,6 @@ Loss and perplexity depend on the tokenizer (a bigger vocabulary has fewer, hard
 bits per byte does not, so it compares models with different tokenizers on the same text.
 ``bytes(y)`` is ``token_byte_lengths(tokenizer)[y]`` (the end-of-story token counts as 1 byte).
 """
-import contextlib
 import math
 from pathlib import Path
 
@@ -18,15 +17,17 @@ import numpy as np
 import torch
 
 from .data.tokens import eval_batches, prepare, token_byte_lengths
+from .device import autocast
+from .errors import TinyLLMError
 
 
 @torch.no_grad()
 def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
              block_size: int | None = None, max_batches: int | None = None,
-             autocast: bool = True) -> dict:
+             precision: str = "auto") -> dict:
     """Evaluate ``model`` on ``tokens`` (a ``TokenSpan`` or 1-D array), walking it once in
     order in windows of ``block_size`` (default: the model's context), or only its first
-    ``max_batches`` batches. ``autocast``: bf16 on CUDA. Returns a dict with loss, perplexity,
+    ``max_batches`` batches (None or 0: all). ``precision``: 'auto' is bf16 autocast on CUDA. Returns a dict with loss, perplexity,
     bits_per_byte, tokens (targets scored) and bytes (their UTF-8 bytes)."""
     device = model.device
     block_size = block_size or model.config.context_size
@@ -38,11 +39,11 @@ def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
     model.eval()
     try:
         for n, batch in enumerate(eval_batches(tokens, batch_size, block_size)):
-            if max_batches is not None and n >= max_batches:
+            if max_batches and n >= max_batches:
                 break
             batch = batch.to(device, non_blocking=True)
             x, y = batch[:, :-1], batch[:, 1:]                         # (B, T) each
-            with amp_context(device, autocast):
+            with autocast(device, precision):
                 nats = model.loss(x, y, reduction="sum")
             total_nats += nats.double()
             total_bytes += lengths[y].sum()
@@ -50,7 +51,7 @@ def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
     finally:
         model.train(was_training)
     if total_tokens == 0:
-        raise ValueError("nothing was evaluated: the span holds fewer than 2 tokens")
+        raise TinyLLMError("nothing was evaluated: the text holds fewer than 2 tokens")
     nats, nbytes = total_nats.item(), int(total_bytes.item())
     loss = nats / total_tokens
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
@@ -63,7 +64,6 @@ def evaluate_file(model, path, *, val_fraction: float | None = None, batch_size:
     """Evaluate ``model`` on a text file (stories separated by ``<|endoftext|>`` lines),
     tokenised with the model's own tokenizer (cached by ``tokens.prepare``); with
     ``val_fraction``, on its last stories only (the part ``tinyllm train`` holds out)."""
-    from .errors import TinyLLMError
     if model.tokenizer is None:
         raise TinyLLMError("this model has no tokenizer to read text with: load a checkpoint "
                            "that includes vocab.json and merges.txt")
@@ -73,11 +73,4 @@ def evaluate_file(model, path, *, val_fraction: float | None = None, batch_size:
                     batch_size=batch_size, max_batches=max_batches)
 
 
-def amp_context(device: torch.device, enabled: bool = True):
-    """bf16 autocast on a CUDA device that supports it; otherwise a no-op (fp32)."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-__all__ = ["evaluate", "evaluate_file", "amp_context"]
+__all__ = ["evaluate", "evaluate_file"]

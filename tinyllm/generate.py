@@ -5,18 +5,16 @@ Generating N tokens by re-running the model over the whole text for each one (th
 through the (vocab × C) head. A key/value cache keeps every layer's keys and values, so each
 new token costs one position:
 
-    prefill:  h = GPT(prompt)             write K, V of positions 0..T-1      (B, T) -> cache
-    decode:   h = GPT(token at pos)       write K, V at pos, attend to 0..pos  (B, 1) -> (B, C)
+    prefill:  GPT(prompt, cache)          write K, V of positions 0..T-1      (B, T) -> cache
+    decode:   GPT(token, cache)           write K, V at pos, attend to 0..pos  (B, 1)
     head:     logits = LN_f(h_last) W_headᵀ      only the last position      (B, V)
     sample:   next = argmax(logits)                              temperature 0 (greedy)
               next ~ softmax(logits / t), restricted to the top k / top p    otherwise
 
-The decode step (``decode_step``) is the model's block stack written out for a single position
-with fused kernels (one LayerNorm call, one q/k/v matrix, no masks): at this size a token costs
-about as much in per-operation overhead as in arithmetic. The tests hold it equal to
-``GPT.forward`` (to float rounding; a ``config.explicit`` model is decoded with the same fused
-kernels). ``torch.compile`` of this step was measured and does not pay on a CPU: about 90 s of
-compilation to save well under a millisecond per token.
+Both passes are the model's own forward (``GPT.forward(ids, cache=..., last_only=True)``): there
+is no second implementation of the network to keep in step with it. ``torch.compile`` of a
+decode step was measured and does not pay on a CPU: about 90 s of compilation to save well
+under a millisecond per token.
 
 **Past the context.** The model learned absolute positions 0..context_size-1 only, so the exact
 continuation of a longer sequence is the model run over its *last* ``context_size`` tokens at
@@ -37,87 +35,19 @@ from .errors import TinyLLMError
 _DEFAULT = object()  # "the tokenizer's eos" for eos_token_id
 
 
-# -- the cache -------------------------------------------------------------------------------
-
-class KVCache:
-    """Preallocated keys and values of every layer for B sequences of up to ``size`` positions.
-
-    One buffer per layer, (B, 2, H, size, d): [:, 0] the keys, [:, 1] the values, so that the
-    decode step writes both with one copy. ``layers`` lists the (k, v) views in the form
-    ``GPT.hidden_states(ids, cache=..., pos=...)`` takes; ``length`` counts the filled positions.
-    """
-
-    def __init__(self, model, batch_size: int, size: int | None = None):
-        config = model.config
-        H = config.num_heads
-        d = config.hidden_size // H
-        self.size = size or config.context_size
-        weight = model.wte.weight
-        self.buffers = [torch.zeros(batch_size, 2, H, self.size, d, dtype=weight.dtype,
-                                    device=weight.device) for _ in config.attention_layers]
-        self.layers = [(buf[:, 0], buf[:, 1]) for buf in self.buffers]
-        self.length = 0
-
-
 # -- forward passes that fill and extend the cache ------------------------------------------
 
-def prefill(model, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Run ``ids`` (B, T) at positions 0..T-1, (re)filling the cache; the last position's
+def prefill(model, ids: torch.Tensor, cache) -> torch.Tensor:
+    """Run ``ids`` (B, T) at positions 0..T-1, (re)filling ``cache``; the last position's
     logits (B, V)."""
-    h = model.hidden_states(ids, cache=cache.layers, pos=0)    # (B, T, C), writes K, V
-    cache.length = ids.shape[1]
-    return model.lm_head(h[:, -1])                              # (B, V)
+    cache.reset()
+    return model(ids, cache=cache, last_only=True)[:, -1]
 
 
-class _Weights:
-    """Each block's tensors, gathered once for ``decode_step`` and laid out for a single row:
-    (in, out) matrices, contiguous, so that ``x @ W`` streams through memory (a (1, C) row times
-    the (C, V) head is twice as fast as times the (V, C) one), and q, k, v as one matrix.
-    Looking a parameter up through nn.Module attributes would cost about as much as using it.
-    Built afresh by each generation (a few milliseconds), so it always has the current weights."""
-
-    def __init__(self, model):
-        c = model.config
-        self.C, self.H = c.hidden_size, c.num_heads
-        self.wte, self.wpe = model.wte.weight, model.wpe.weight
-        self.ln_f = (model.ln_f.weight, model.ln_f.bias, model.ln_f.eps)
-        self.head = model.lm_head.weight.t().contiguous()                        # (C, V)
-        self.blocks = []
-        for block in model.blocks:
-            a, m = block.attn, block.mlp
-            w_qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])  # (3C, C)
-            self.blocks.append((
-                (block.ln_1.weight, block.ln_1.bias, block.ln_1.eps),
-                w_qkv.t().contiguous(), a.scale, a.window,
-                a.out_proj.weight.t().contiguous(), a.out_proj.bias,
-                (block.ln_2.weight, block.ln_2.bias, block.ln_2.eps),
-                m.c_fc.weight.t().contiguous(), m.c_fc.bias, m.act,
-                m.c_proj.weight.t().contiguous(), m.c_proj.bias))
-
-
-def decode_step(w: _Weights, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """One new token per sequence, ``token`` (B,), at position ``cache.length``: writes its keys
-    and values into the cache and returns its logits (B, V). Equal to ``GPT.forward`` at that
-    position (the same formulas with fused kernels)."""
-    pos = cache.length
-    B, C, H = token.shape[0], w.C, w.H
-    d = C // H
-    x = w.wte[token] + w.wpe[pos]                                        # (B, C)
-    for (ln1, w_qkv, scale, window, w_o, b_o, ln2, w_fc, b_fc, act, w_pr, b_pr), buf in \
-            zip(w.blocks, cache.buffers):
-        h = F.layer_norm(x, (C,), ln1[0], ln1[1], ln1[2])
-        qkv = (h @ w_qkv).view(B, 3, H, 1, d)                            # q, k, v of this token
-        buf[:, :, :, pos:pos + 1] = qkv[:, 1:]                           # cache K, V at pos
-        first = 0 if window is None else max(0, pos - window + 1)        # local: last `window`
-        kv = buf[:, :, :, first:pos + 1]                                 # (B, 2, H, S, d)
-        y = F.scaled_dot_product_attention(qkv[:, 0], kv[:, 0], kv[:, 1], scale=scale)
-        x = torch.addmm(x, y.view(B, C), w_o).add_(b_o)                  # x + y W_o + b_o
-        h = F.layer_norm(x, (C,), ln2[0], ln2[1], ln2[2])
-        h = act(torch.addmm(b_fc, h, w_fc))                              # (B, 4C)
-        x = torch.addmm(x, h, w_pr).add_(b_pr)                           # x + MLP(LN₂(x))
-    cache.length = pos + 1
-    x = F.layer_norm(x, (C,), w.ln_f[0], w.ln_f[1], w.ln_f[2])
-    return x @ w.head                                                    # (B, V)
+def decode(model, token: torch.Tensor, cache) -> torch.Tensor:
+    """One new token per sequence, ``token`` (B,), at position ``cache.length``: its keys and
+    values go into the cache; returns its logits (B, V)."""
+    return model(token[:, None], cache=cache, last_only=True)[:, -1]
 
 
 # -- sampling --------------------------------------------------------------------------------
@@ -202,10 +132,9 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
     try:
         with torch.inference_mode():
             window = ids.to(model.device)[:, -context:]          # the tokens the model sees
-            cache = KVCache(model, window.shape[0], context)
+            cache = model.new_cache(window.shape[0], context)
             logits = prefill(model, window, cache)
             done = torch.zeros(window.shape[0], dtype=torch.bool, device=window.device)
-            weights = None                                 # built on the first decode step
         for step in range(max_new_tokens):
             with torch.inference_mode():
                 token = sample(logits, temperature, top_k, top_p, generator)   # (B,)
@@ -217,9 +146,7 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
                 return
             with torch.inference_mode():
                 if cache.length < context:                 # room left: one more position
-                    if weights is None:
-                        weights = _Weights(model)
-                    logits = decode_step(weights, token, cache)
+                    logits = decode(model, token, cache)
                     window = torch.cat([window, token[:, None]], dim=1)
                 else:                                      # full: slide the window by one
                     window = torch.cat([window[:, 1:], token[:, None]], dim=1)
@@ -289,5 +216,5 @@ def _tokenizer(model):
     return model.tokenizer
 
 
-__all__ = ["KVCache", "prefill", "decode_step", "probabilities", "sample", "stream",
+__all__ = ["prefill", "decode", "probabilities", "sample", "stream",
            "stream_text", "decode_incrementally", "generate"]

@@ -1,19 +1,23 @@
 """The GPT: token + position embeddings, a stack of GPT-Neo blocks, a final LayerNorm and a
 bias-free linear head to the vocabulary.
 
-    h₀ = E_tok[ids] + E_pos[0..T-1]                      (B, T, C)
+    h₀ = E_tok[ids] + E_pos[p..p+T-1]                    (B, T, C)   p = 0, or the cache's length
     h_l = Block_l(h_{l-1})                               l = 1..L
     logits = LN_f(h_L) W_headᵀ                           (B, T, V)
 
-Its weights are laid out so that a Hugging Face GPT-Neo state dict maps onto them one to one
-(see ``tinyllm.hf``).
+One forward serves training, evaluation and generation: given a ``KVCache`` (``new_cache``), the
+ids continue the cached sequence, so a new token costs one position (``tinyllm.generate``).
+The model does no I/O: ``from_pretrained``/``save_pretrained`` hand over to ``tinyllm.pretrained``.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import pretrained
 from .config import Config
-from .nn import Block, Embedding, LayerNorm
+from .errors import TinyLLMError
+from .generate import generate
+from .nn import Block, Embedding, KVCache, LayerNorm
 from .nn.loss import linear_cross_entropy
 
 
@@ -23,19 +27,18 @@ class GPT(nn.Module):
         config = config if config is not None else Config()
         if config.vocab_size is None:
             if tokenizer is None:
-                raise ValueError("GPT needs a tokenizer or a Config with vocab_size set")
+                raise TinyLLMError("GPT needs a tokenizer or a Config with vocab_size set")
             config = config.replace(vocab_size=tokenizer.vocab_size)
         elif tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                             f"{config.vocab_size}: use a Config with vocab_size=None")
+            raise TinyLLMError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                               f"{config.vocab_size}: use a Config with vocab_size=None")
         self.tokenizer = tokenizer
         self.config = config
         C = config.hidden_size
         self.wte = Embedding(config.vocab_size, C)                  # token embedding
         self.wpe = Embedding(config.max_position_embeddings, C)     # learned position embedding
-        self.drop = nn.Dropout(config.embedding_dropout)
         self.blocks = nn.ModuleList(Block(config, kind) for kind in config.attention_layers)
-        self.ln_f = LayerNorm(C, config.layer_norm_epsilon)
+        self.ln_f = LayerNorm(C, config.layer_norm_epsilon, config.explicit)
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         if config.tie_embeddings:  # logits_i = wte · h_i: one (V, C) matrix in and out (GPT-2)
             self.lm_head.weight = self.wte.weight
@@ -56,23 +59,37 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def hidden_states(self, ids: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
-        """The final-normalised hidden states (B, T, C) for ids (B, T) at positions pos..pos+T-1.
+    def new_cache(self, batch_size: int, size: int | None = None) -> KVCache:
+        """An empty key/value cache for ``batch_size`` sequences of up to ``size`` positions
+        (default: the context)."""
+        c = self.config
+        weight = self.wte.weight
+        return KVCache(batch_size, c.num_layers, c.num_heads, c.hidden_size // c.num_heads,
+                       size or c.context_size, dtype=weight.dtype, device=weight.device)
 
-        ``cache`` is a list of per-layer (k, v) buffers (see ``tinyllm.generate``)."""
+    def hidden_states(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """The final-normalised hidden states (B, T, C) for ids (B, T); with a ``cache``, the ids
+        sit at positions cache.length.. and their keys/values are added to it."""
         B, T = ids.shape
+        pos = cache.length if cache is not None else 0
         if pos + T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
-                             f"({self.config.max_position_embeddings})")
-        positions = torch.arange(pos, pos + T, device=ids.device)
-        x = self.drop(self.wte(ids) + self.wpe(positions))          # (B, T, C)
+            raise TinyLLMError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
+                               f"({self.config.max_position_embeddings})")
+        x = self.wte(ids) + self.wpe(torch.arange(pos, pos + T, device=ids.device))  # (B, T, C)
+        if self.training and self.config.embedding_dropout:
+            x = F.dropout(x, self.config.embedding_dropout)
         for i, block in enumerate(self.blocks):
-            x = block(x, kv=None if cache is None else cache[i], pos=pos)
+            x = block(x, kv=None if cache is None else cache.layers[i], pos=pos)
+        if cache is not None:
+            cache.length = pos + T
         return self.ln_f(x)
 
-    def forward(self, ids: torch.Tensor, cache=None, pos: int = 0) -> torch.Tensor:
-        """Logits (B, T, vocab) for token ids (B, T)."""
-        return self.lm_head(self.hidden_states(ids, cache, pos))
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T) — or (B, 1, vocab), the last position only,
+        with ``last_only`` (what generation needs: the head is most of a small model's work)."""
+        h = self.hidden_states(ids, cache)
+        return self.lm_head(h[:, -1:] if last_only else h)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (..., vocab) for residual-stream vectors x (..., C): LN_f, then the head (what the
@@ -100,7 +117,7 @@ class GPT(nn.Module):
 
         Conditions on the *last* ``context_size`` tokens of a longer prompt."""
         if self.tokenizer is None:
-            raise ValueError("this model has no tokenizer; build it as GPT(tokenizer, config)")
+            raise TinyLLMError("this model has no tokenizer; build it as GPT(tokenizer, config)")
         ids = self.tokenizer.encode(prompt) or [self.tokenizer.eos_token_id]
         new = self.generate(torch.tensor(ids), max_new_tokens=1, temperature=0)[len(ids):]
         return self.tokenizer.decode(new.tolist())
@@ -111,31 +128,19 @@ class GPT(nn.Module):
         """Continue ``prompt`` with a key/value cache, stopping at eos: a string gives the text
         (prompt + continuation), a LongTensor of ids (T,) or (B, T) gives the ids.
         ``temperature=0`` is greedy; see ``tinyllm.generate``."""
-        from .generate import generate
         return generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, **options)
 
-    # -- saving and loading (model + config + tokenizer in one directory) -------------------
+    # -- saving and loading: tinyllm.pretrained -------------------------------------------------
     def save_pretrained(self, path) -> None:
         """Write the model, its config and its tokenizer to directory ``path`` (safetensors)."""
-        from .checkpoint import save_model
-        save_model(self, path)
+        pretrained.save_model(self, path)
 
     @classmethod
     def from_pretrained(cls, name_or_path, device=None) -> "GPT":
         """Load a model saved by ``save_pretrained``/``tinyllm train``, a Hugging Face GPT-Neo
         directory, or a hub id such as ``roneneldan/TinyStories-33M``."""
-        try:
-            from .checkpoint import is_checkpoint, load_model
-        except ModuleNotFoundError as e:  # a tinyllm without checkpoint support: HF models only
-            if e.name != f"{__package__}.checkpoint":
-                raise
-            is_checkpoint = None
-        if is_checkpoint is not None and is_checkpoint(name_or_path):
-            model = load_model(name_or_path)
-        else:
-            from .hf import from_hf
-            model = from_hf(name_or_path)
+        model = pretrained.load_model(name_or_path, cls)
         return model.to(device) if device is not None else model
 
 

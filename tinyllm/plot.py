@@ -1,17 +1,13 @@
 """The loss curves of a run, as a PNG: training loss (raw and smoothed) and validation loss
 against optimizer steps, with tokens seen on a second axis, and bits per byte when known.
 
-Reads the rows of ``metrics.jsonl`` (see ``tinyllm.train.fit``); uses matplotlib's
+Draws the rows of ``metrics.jsonl`` (``tinyllm.files.read_metrics``); uses matplotlib's
 non-interactive Agg backend, so it works without a display.
 """
-import json
+import io
 from pathlib import Path
 
-
-def read_metrics(path) -> list[dict]:
-    """The rows of a ``metrics.jsonl`` file."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+from .files import atomic_write
 
 
 def smooth(values: list[float], half_width: int) -> list[float]:
@@ -58,11 +54,10 @@ def plot_metrics(rows: list[dict], path, title: str | None = None) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, png.getvalue())
 
 
 def _tokens_axis(ax, rows) -> None:
@@ -83,4 +78,4 @@ def _human(x, _pos=None) -> str:
     return f"{x:g}"
 
 
-__all__ = ["plot_metrics", "read_metrics", "smooth"]
+__all__ = ["plot_metrics", "smooth"]

@@ -10,14 +10,12 @@ from-scratch BPE (``tinyllm.bpe``), which the tests hold equal to it.
 """
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 from .data.sources import EOT, builtin_tokenizer_dir, gpt2_tokenizer_dir
 from .errors import TinyLLMError
-
-FILES = ("vocab.json", "merges.txt")
+from .files import TOKENIZER_FILES, atomic_dir
 
 
 class Tokenizer:
@@ -28,7 +26,7 @@ class Tokenizer:
             directory = builtin_tokenizer_dir()
         else:
             directory = Path(path).expanduser()
-        missing = [n for n in FILES if not (directory / n).is_file()]
+        missing = [n for n in TOKENIZER_FILES if not (directory / n).is_file()]
         if missing:
             raise TinyLLMError(f"tokenizer directory {directory} lacks {', '.join(missing)}: "
                                "give a directory with vocab.json and merges.txt (GPT-2 format)")
@@ -86,7 +84,7 @@ class Tokenizer:
         """Write ``vocab.json`` and ``merges.txt`` to ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for n in FILES:
+        for n in TOKENIZER_FILES:
             if (self.path / n).resolve() != (directory / n).resolve():
                 shutil.copyfile(self.path / n, directory / n)
 
@@ -146,16 +144,10 @@ def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast") -> Token
         key = hashlib.sha256(f"{path}\n{stat.st_size}\n{stat.st_mtime_ns}\n{int(size)}"
                              .encode("utf-8")).hexdigest()[:16]
         directory = home() / "tokenizers" / f"bpe-{int(size)}-{key}"
-        if not all((directory / n).is_file() for n in FILES):
+        if not all((directory / n).is_file() for n in TOKENIZER_FILES):
             from .bpe_train import train_bpe_fast
-            tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")
-            train_bpe_fast(path, int(size), out=tmp)
-            if directory.exists():  # an incomplete entry, e.g. from an interrupted copy
-                shutil.rmtree(directory, ignore_errors=True)
-            try:
-                os.replace(tmp, directory)  # atomic: a half-written cache entry is never seen
-            except OSError:  # another process got there first
-                shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_dir(directory) as tmp:   # a half-written cache entry is never seen
+                train_bpe_fast(path, int(size), out=tmp)
         return Tokenizer(directory, backend=backend)
     if Path(spec).expanduser().is_dir():
         return Tokenizer(spec, backend=backend)

@@ -1,31 +1,21 @@
-"""Training.
+"""Training: one set of parts, three ways in.
 
-Two ways in, one set of parts:
-
+* ``train(TrainConfig(...), out_dir)`` — what ``tinyllm train`` does: the tokenizer, the data,
+  a new model (or the checkpoint to resume), then ``fit``.
+* ``fit(model, train_tokens, val_tokens, TrainConfig(...))`` — the loop: random packed windows
+  from a token stream, Muon + AdamW (or AdamW, or Adam) with warmup and a cosine decay
+  (``tinyllm.schedule``), gradient clipping and accumulation, bf16 autocast on CUDA, optional
+  ``torch.compile``, a budget in steps / epochs / tokens / seconds, held-out evaluation (loss,
+  perplexity, bits per byte), ``metrics.jsonl``, checkpoints that resume exactly
+  (``tinyllm.checkpoint``), a clean stop on Ctrl-C / SIGTERM. Under ``torchrun`` it runs as one
+  process per GPU (or CPU process) with DistributedDataParallel (``tinyllm.distributed``).
 * ``Trainer(model, data_loader, epochs=5, device='cpu').train()`` — the brief's loop: X =
-  batch[:, :-1], Y = batch[:, 1:], next-token cross-entropy, a progress bar per epoch, a line
-  ``Epoch N: <loss>`` and a ``./{N}.torch`` state dict after each epoch. Its defaults are the
-  brief's (Adam, lr 1e-3, nothing else); any ``TrainConfig`` field may be given as a keyword
-  (``Trainer(..., lr=3e-3, warmup_steps=50, clip=1.0)``) or as ``config=TrainConfig(...)``.
+  batch[:, :-1], Y = batch[:, 1:], a progress bar per epoch, a line ``Epoch N: <loss>`` and a
+  ``./{N}.torch`` state dict after each epoch, on the same optimizer step as ``fit``. Its
+  defaults are the brief's (Adam, lr 1e-3, nothing else); any ``TrainConfig`` field may be given
+  as a keyword (``Trainer(..., lr=3e-3, warmup_steps=50)``) or as ``config=TrainConfig(...)``.
 
-* ``fit(model, train_tokens, val_tokens, config, out_dir=...)`` — the real run behind
-  ``tinyllm train``: random packed windows from a token stream, AdamW (or Muon), warmup + cosine
-  learning rate, gradient clipping and accumulation, bf16 autocast on CUDA, optional
-  ``torch.compile``, a budget in steps / epochs / tokens / seconds, periodic held-out
-  evaluation (loss, perplexity, bits per byte), ``metrics.jsonl``, checkpoints that resume
-  exactly, and a clean stop on Ctrl-C / SIGTERM. Under ``torchrun`` it runs as one process
-  per GPU (or CPU process) with DistributedDataParallel (``tinyllm.distributed``). On CUDA the
-  token stream stays on the GPU when it fits, otherwise batches travel in pinned memory.
-
-The learning rate at optimizer step s (0-based), for peak lr η, floor η_min, w warmup steps and
-a decay over D steps:
-
-    lr(s) = η · (s + 1) / w                                        s < w
-    lr(s) = η_min + ½ (η - η_min) (1 + cos(π q)),  q = (s - w) / (D - w)   clipped to [0, 1]
-
-With a time budget q is also at least elapsed / max_time, so the decay ends with the time.
-
-An output directory of ``fit`` (see ``tinyllm.checkpoint``):
+An output directory of ``fit``:
 
     DIR/              the model with the best validation loss so far (GPT.from_pretrained(DIR))
     DIR/last/         the full training state at the last checkpoint (--resume DIR)
@@ -33,13 +23,11 @@ An output directory of ``fit`` (see ``tinyllm.checkpoint``):
     DIR/loss.png      the loss curves
 """
 import contextlib
-import json
 import math
-import os
-import random
 import signal
+import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,116 +35,28 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import checkpoint
+from .checkpoint import RunState
+from .data.tokens import random_batches, rank_shard, token_byte_lengths
+from .device import autocast, check_precision, resolve_device, tokens_on_device
 from .distributed import Dist
 from .errors import TinyLLMError
-from .evaluate import amp_context, evaluate
+from .evaluate import evaluate
+from .files import METRICS, append_metrics, write_metrics
+from .model import GPT
 from .optim import make_optimizer, param_groups, set_lr
+from .plot import plot_metrics
+from .pretrained import save_model
+from .schedule import lr_at, steps_for
+from .tokenizer import load_tokenizer
+from .train_config import TrainConfig
 
 
-@dataclass
-class TrainConfig:
-    # budget: training stops at the first one reached (None: no limit from it)
-    max_steps: int | None = None       # optimizer steps
-    epochs: float | None = None        # passes over the training tokens
-    max_tokens: int | None = None      # training tokens (all micro-batches, all processes)
-    max_time: float | None = None      # seconds of training (evaluation included)
-    # batches: tokens per optimizer step = batch_size × grad_accum × context × world_size
-    batch_size: int = 32
-    grad_accum: int = 1                # micro-batches whose gradients add up to one step
-    # optimizer (tinyllm.optim); weight decay on the Linear layers' weight matrices only
-    optimizer: str = "adamw"           # 'adamw', 'muon' (blocks' matrices; AdamW for the rest)
-                                       # or 'adam' (the brief's; no decoupled decay)
-    lr: float = 3e-3
-    min_lr: float | None = None        # floor of the cosine; None: lr / 10
-    warmup_steps: int = 100
-    decay_steps: int | None = None     # length of warmup + cosine; None: the step budget
-    schedule: str = "cosine"           # 'cosine' or 'constant' (after warmup)
-    weight_decay: float = 0.1
-    betas: tuple = (0.9, 0.95)
-    eps: float = 1e-8
-    clip: float = 1.0                  # max global gradient norm; 0: no clipping
-    # evaluation, logging, checkpoints
-    eval_every: int = 200              # steps between evaluations (0: only at the end)
-    eval_batches: int | None = 20      # batches per evaluation; None: the whole validation span
-    log_every: int = 10                # steps between metrics.jsonl rows / progress updates
-    save_every: int | None = None      # steps between training checkpoints; None: = eval_every
-    # hardware and reproducibility
-    device: str = "auto"               # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:N', 'mps'
-    precision: str = "auto"            # 'auto' (bf16 autocast on CUDA, else fp32), 'bf16', 'fp32'
-    compile: bool = False              # torch.compile the model + loss
-    seed: int = 1337
-    # where the data came from (recorded so that --resume can find it again)
-    data: str | None = None
-    val_fraction: float = 0.05
-
-    def __post_init__(self):
-        self.betas = tuple(self.betas)
-        for name in ("batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise TinyLLMError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "max_tokens", "epochs", "max_time"):
-            v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise TinyLLMError(f"{name.replace('_', '-')} must be positive, got {v}")
-        if self.lr <= 0:
-            raise TinyLLMError(f"learning rate must be positive, got {self.lr}")
-        if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
-            raise TinyLLMError("warmup steps, clip and weight decay must not be negative")
-        if self.optimizer not in ("adamw", "muon", "adam"):
-            raise TinyLLMError(f"unknown optimizer {self.optimizer!r}: use adamw, muon or adam")
-        if self.schedule not in ("cosine", "constant"):
-            raise TinyLLMError(f"unknown schedule {self.schedule!r}: use 'cosine' or 'constant'")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise TinyLLMError(f"unknown precision {self.precision!r}: use auto, bf16 or fp32")
-        if not 0 < self.val_fraction < 1:
-            raise TinyLLMError(f"val-fraction must be between 0 and 1, got {self.val_fraction}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    @classmethod
-    def brief(cls, **overrides) -> "TrainConfig":
-        """The brief's training: Adam at lr 1e-3, no warmup, schedule, decay or clipping."""
-        base = dict(optimizer="adam", lr=1e-3, warmup_steps=0, schedule="constant",
-                    weight_decay=0.0, betas=(0.9, 0.999), clip=0.0, device="cpu",
-                    precision="fp32")
-        return cls(**{**base, **overrides})
-
-
-# -- the parts ------------------------------------------------------------------------------
-
-def resolve_device(device) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else is checked."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return _check_device(device)
-
-
-def lr_at(step: int, cfg: TrainConfig, decay_steps: int | None, progress: float = 0.0) -> float:
-    """The learning rate of optimizer step ``step`` (see the module docstring); ``progress``
-    is the fraction of a time budget used so far."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    min_lr = cfg.lr / 10 if cfg.min_lr is None else cfg.min_lr
-    q = progress
-    if decay_steps is not None:
-        q = max(q, (step - cfg.warmup_steps) / max(1, decay_steps - cfg.warmup_steps))
-    q = min(max(q, 0.0), 1.0)
-    return min_lr + 0.5 * (cfg.lr - min_lr) * (1 + math.cos(math.pi * q))
-
+# -- the parts --------------------------------------------------------------------------------
 
 class LossModule(nn.Module):
-    """``model.loss`` as a module's forward, so that one object can be compiled (and later
-    wrapped in DistributedDataParallel) while the plain model keeps its own API."""
+    """``model.loss`` as a module's forward, so that one object can be compiled (and wrapped in
+    DistributedDataParallel) while the plain model keeps its own API."""
 
     def __init__(self, model):
         super().__init__()
@@ -180,7 +80,7 @@ def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, 
         x, y = batch[:, :-1], batch[:, 1:]                        # (B, T) inputs, next tokens
         skip_sync = i < k - 1 and hasattr(loss_fn, "no_sync")
         with loss_fn.no_sync() if skip_sync else contextlib.nullcontext():
-            with amp_context(device, cfg.precision != "fp32"):
+            with autocast(device, cfg.precision):
                 loss = loss_fn(x, y) / k
             loss.backward()
         total += loss.detach()
@@ -193,62 +93,245 @@ def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, 
     return total, norm
 
 
-# -- the brief's Trainer ----------------------------------------------------------------------
+class Run:
+    """The objects of one training run — model, optimizer, loss function, its ``RunState`` —
+    and the four things the loop does with them: ``step``, ``log``, ``evaluate``, ``save``.
+    Only the first process (rank 0) writes ``out_dir``."""
 
-class Trainer:
-    def __init__(self, model, data_loader, epochs: int = 5, device: str = "cpu",
-                 config: TrainConfig | None = None, **extras):
-        self.model = model
-        self.data_loader = data_loader
-        self.epochs = epochs
-        self.device = _check_device(device)
-        unknown = sorted(set(extras) - {f.name for f in fields(TrainConfig)})
-        if unknown:
-            raise TypeError(f"Trainer got unknown keyword arguments {unknown}: see TrainConfig")
-        base = config.to_dict() if config is not None else TrainConfig.brief().to_dict()
-        self.config = TrainConfig.from_dict({**base, **extras, "device": str(self.device)})
-        self.losses: list[float] = []   # every optimizer step's training loss
+    def __init__(self, model, cfg: TrainConfig, *, dist: Dist, byte_lengths=None, out_dir=None):
+        self.dist = dist
+        self.device = dist.device_for(resolve_device(cfg.device))
+        check_precision(self.device, cfg.precision)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls on tensor cores
+            torch.backends.cudnn.allow_tf32 = True
+        self.cfg = replace(cfg.resolve(self.device), model=model.config)
+        self.model = model.to(self.device).train()
+        self.byte_lengths = byte_lengths
+        self.out_dir = Path(out_dir) if out_dir is not None and dist.is_main else None
+        self.sampler = torch.Generator().manual_seed(self.cfg.seed + dist.rank)
+        self.optimizer = make_optimizer(model, self.cfg, self.device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.state = RunState(world_size=dist.world_size)
+        loss_fn = LossModule(model)
+        self.loss_fn = torch.compile(loss_fn) if self.cfg.compile else loss_fn
+        self.tokens_per_step = (self.cfg.batch_size * self.cfg.grad_accum
+                                * model.config.context_size * dist.world_size)
+        self._ddp = None
 
-    def train(self):
-        cfg, device = self.config, self.device
-        self.model.to(device)
-        self.model.train()
-        optimizer = make_optimizer(self.model, cfg, device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        steps_per_epoch = math.ceil(len(self.data_loader) / cfg.grad_accum)
-        decay_steps = cfg.decay_steps or steps_per_epoch * self.epochs
-        step = 0
-        for epoch in range(self.epochs):
-            pbar = tqdm(total=len(self.data_loader))
-            micro = []
-            for i, batch in enumerate(self.data_loader):
-                micro.append(batch)
-                if len(micro) < cfg.grad_accum and i + 1 < len(self.data_loader):
-                    continue
-                set_lr(optimizer, lr_at(step, cfg, decay_steps))
-                loss, _ = optimizer_step(self.model.loss, optimizer, micro, cfg, device, params)
-                step += 1
-                self.losses.append(loss.item())
-                pbar.update(len(micro))
-                pbar.set_description(f"Loss: {loss.item():.4f}")
-                micro = []
-            pbar.close()
-            tqdm.write(f"Epoch {epoch}: {self.losses[-1] if self.losses else float('nan')}")
-            torch.save(self.model.state_dict(), f"./{epoch + 1}.torch")
+    def resume(self, path) -> None:
+        """Continue from the training checkpoint in ``path`` (weights, optimizer, state, RNG)."""
+        self.state = checkpoint.load(checkpoint.find_resumable(path), self.model, self.optimizer)
+        self._restore_rng(self.state)
+
+    def start(self) -> None:
+        """Wrap for DistributedDataParallel (which copies rank 0's weights to all) and start the
+        metrics file: a resumed run drops the rows logged after its checkpoint."""
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            self.loss_fn = DistributedDataParallel(
+                self.loss_fn, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_metrics(self.out_dir / METRICS, self.state.metrics)
+
+    def batches(self, train_tokens):
+        """Random packed windows from this rank's shard of the training tokens, forever."""
+        shard = tokens_on_device(rank_shard(train_tokens, self.dist.rank, self.dist.world_size),
+                                 self.device)
+        batches = random_batches(shard, self.cfg.batch_size, self.model.config.context_size,
+                                 generator=self.sampler)
+        if self.device.type == "cuda":   # page-locked host memory: the copy to the GPU is async
+            batches = (b if b.is_cuda else b.pin_memory() for b in batches)
+        return batches
+
+    def step(self, micro_batches, lr: float):
+        """One optimizer step at learning rate ``lr``; returns (loss, grad norm) as 0-d tensors."""
+        set_lr(self.optimizer, lr)
+        loss, norm = optimizer_step(self.loss_fn, self.optimizer, micro_batches, self.cfg,
+                                    self.device, self.params)
+        self.state.step += 1
+        self.state.tokens += self.tokens_per_step
+        return loss, norm
+
+    def log(self, row: dict) -> None:
+        self.state.metrics.append(row)
+        if self.out_dir is not None:
+            append_metrics(self.out_dir / METRICS, row)
+
+    def evaluate(self, val_tokens) -> dict:
+        """Held-out loss (and bits per byte), logged; the model is saved when it is the best."""
+        lengths = self.byte_lengths if self.byte_lengths is not None else \
+            np.ones(self.model.config.vocab_size, np.int64)
+        result = evaluate(self.model, val_tokens, lengths, batch_size=self.cfg.batch_size,
+                          max_batches=self.cfg.eval_batches, precision=self.cfg.precision)
+        s = self.state
+        row = {"step": s.step, "tokens": s.tokens, "val_loss": result["loss"],
+               "val_perplexity": result["perplexity"], "elapsed": round(s.elapsed, 3)}
+        if self.byte_lengths is not None:
+            row["val_bpb"] = result["bits_per_byte"]
+        self.log(row)
+        if result["loss"] < s.best_val_loss:
+            s.best_val_loss = result["loss"]
+            if self.out_dir is not None:
+                save_model(self.model, self.out_dir)
+        return row
+
+    def save(self) -> None:
+        """Write ``out_dir/last`` (every rank takes part: rank 0 gathers their generators)."""
+        self.state.rng = self._gather_rng()
+        if self.out_dir is None:
+            return
+        if not (self.out_dir / "model.safetensors").is_file():   # nothing evaluated yet
+            save_model(self.model, self.out_dir)
+        checkpoint.save(self.out_dir / "last", self.model, self.optimizer, self.state,
+                        self.cfg.to_dict())
+
+    def finish(self) -> None:
+        if self.out_dir is not None:
+            plot_metrics(self.state.metrics, self.out_dir / "loss.png")
+        self.dist.barrier()              # rank 0 has written everything: all leave together
+
+    # -- random generators: every rank's own, for an exact resume -----------------------------
+    def _gather_rng(self) -> dict:
+        rng = {"torch": torch.get_rng_state(), "sampler": self.sampler.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist.world_size > 1:
+            for name, value in list(rng.items()):
+                for r, v in enumerate(self.dist.gather(value)):
+                    if r > 0:
+                        rng[f"rank{r}.{name}"] = v
+        return rng
+
+    def _restore_rng(self, state: RunState) -> None:
+        """Rank r > 0 finds its own states under ``rank{r}.``. With another number of processes
+        than the saved run (other shards anyway), ranks without a saved state keep their seed."""
+        rng = state.rng
+        if self.dist.rank > 0:
+            if state.world_size != self.dist.world_size:
+                return
+            prefix = f"rank{self.dist.rank}."
+            rng = {k[len(prefix):]: v for k, v in rng.items() if k.startswith(prefix)}
+        torch.set_rng_state(rng["torch"])
+        self.sampler.set_state(rng["sampler"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
 
-# -- the real run -----------------------------------------------------------------------------
+# -- the loop ---------------------------------------------------------------------------------
 
-def steps_for(cfg: TrainConfig, tokens_per_step: int, num_train_tokens: int) -> int | None:
-    """The step budget implied by max_steps / epochs / max_tokens (None: only a time budget)."""
-    budgets = []
-    if cfg.max_steps is not None:
-        budgets.append(cfg.max_steps)
-    if cfg.epochs is not None:
-        budgets.append(math.ceil(cfg.epochs * num_train_tokens / tokens_per_step))
-    if cfg.max_tokens is not None:
-        budgets.append(math.ceil(cfg.max_tokens / tokens_per_step))
-    return max(1, min(budgets)) if budgets else None
+def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
+        out_dir=None, resume_from=None, dist: Dist | None = None, progress: bool = False,
+        on_eval=None, batches=None) -> dict:
+    """Train ``model`` on ``train_tokens`` (a ``TokenSpan`` or 1-D token array) under ``cfg``
+    (``cfg.model`` is ignored: the model is given).
+
+    ``val_tokens`` (or None) is evaluated every ``cfg.eval_every`` steps and at the end;
+    ``byte_lengths`` (``token_byte_lengths(tokenizer)``) makes that report bits per byte.
+    ``out_dir`` receives checkpoints and metrics (see the module docstring); ``resume_from`` is
+    a training checkpoint to continue. ``dist``: this process's place in a torchrun run (each
+    rank samples from its own shard with a generator seeded ``cfg.seed + rank``; rank 0 logs
+    the loss averaged over the ranks, evaluates and writes). ``batches``: an iterator of
+    (B, T+1) token batches to train on instead of random windows (not saved in checkpoints).
+    Returns a summary: steps, tokens, seconds, final/best validation metrics, the signal that
+    stopped it (or None) and the metrics rows."""
+    dist = dist or Dist()
+    torch.manual_seed(cfg.seed + dist.rank)   # dropout (the caller seeded the initial weights)
+    run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir)
+    cfg, state, main = run.cfg, run.state, run.dist.is_main
+    if resume_from is not None:
+        run.resume(resume_from)
+        state = run.state
+    run.start()
+    batches = batches if batches is not None else run.batches(train_tokens)
+    n_train = len(train_tokens.tokens if hasattr(train_tokens, "tokens") else train_tokens)
+    total_steps = steps_for(cfg, run.tokens_per_step, n_train)
+    decay_steps = cfg.decay_steps or total_steps
+    save_every = cfg.save_every if cfg.save_every is not None else cfg.eval_every
+
+    def done() -> bool:
+        return ((total_steps is not None and state.step >= total_steps)
+                or (cfg.max_time is not None and state.elapsed >= cfg.max_time))
+
+    last_eval, stopped = None, None
+    window = _Window()                 # steps, tokens and seconds since the last metrics row
+    bar = _progress_bar(total_steps, cfg.max_time, state) if progress and main else None
+    with _StopSignals() as stop:
+        while not done() and stopped is None:
+            t0 = time.perf_counter()
+            # schedule -> step
+            lr = lr_at(state.step, cfg, decay_steps,
+                       state.elapsed / cfg.max_time if cfg.max_time else 0.0)
+            loss, norm = run.step([next(batches) for _ in range(cfg.grad_accum)], lr)
+            seconds = time.perf_counter() - t0
+            # rank 0's clock and any rank's Ctrl-C / SIGTERM: all ranks stop at the same step
+            state.elapsed, stopped = run.dist.agree(state.elapsed + seconds, stop.signal)
+            window.add(run.tokens_per_step, seconds)
+            # log: the loss is averaged over the ranks (a sync), so only every log_every steps
+            if cfg.log_every and (state.step % cfg.log_every == 0 or done()):
+                run.log({"step": state.step, "tokens": state.tokens,
+                         "loss": run.dist.mean(loss).item(), "lr": lr, "grad_norm": float(norm),
+                         "tokens_per_s": window.rate(), "elapsed": round(state.elapsed, 3)})
+                if bar is not None:
+                    bar.set_postfix_str(_postfix(state.metrics[-1]))
+                window = _Window()
+            if bar is not None:
+                bar.update(1 if total_steps is not None else round(state.elapsed) - bar.n)
+            # evaluate (rank 0; its time counts towards the budget)
+            if (val_tokens is not None and cfg.eval_every and state.step % cfg.eval_every == 0
+                    and not done() and main):
+                t1 = time.perf_counter()
+                last_eval = run.evaluate(val_tokens)
+                state.elapsed += time.perf_counter() - t1
+                _report(bar, last_eval, on_eval)
+            # save
+            if save_every and state.step % save_every == 0 and not done():
+                run.save()
+        if stopped is None and val_tokens is not None and main \
+                and (last_eval is None or last_eval["step"] != state.step):
+            last_eval = run.evaluate(val_tokens)
+            _report(None, last_eval, on_eval)
+        run.save()
+    if bar is not None:
+        bar.close()
+    run.finish()
+    return {"steps": state.step, "tokens": state.tokens, "seconds": state.elapsed,
+            "total_steps": total_steps, "signal": stopped, "final": last_eval,
+            "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss,
+            "out_dir": str(out_dir) if out_dir is not None else None, "metrics": state.metrics}
+
+
+class _Window:
+    """Tokens and seconds since the last metrics row: its tokens per second."""
+
+    def __init__(self):
+        self.tokens, self.seconds = 0, 0.0
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self.tokens += tokens
+        self.seconds += seconds
+
+    def rate(self) -> int:
+        return round(self.tokens / self.seconds) if self.seconds else 0
+
+
+def _progress_bar(total_steps, max_time, state: RunState):
+    if total_steps is not None:
+        return tqdm(total=total_steps, initial=state.step, unit="step", dynamic_ncols=True)
+    return tqdm(total=round(max_time), initial=round(state.elapsed), unit="s", dynamic_ncols=True)
+
+
+def _postfix(row: dict) -> str:
+    return f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s"
+
+
+def _report(bar, row: dict, on_eval) -> None:
+    if bar is not None:
+        bpb = f", {row['val_bpb']:.4f} bits/byte" if "val_bpb" in row else ""
+        bar.write(f"step {row['step']}: val loss {row['val_loss']:.4f}{bpb}")
+    if on_eval is not None:
+        on_eval(row)
 
 
 class _StopSignals:
@@ -264,7 +347,6 @@ class _StopSignals:
         signal.signal(signal.SIGINT, self._old.get(signal.SIGINT, signal.default_int_handler))
 
     def __enter__(self):
-        import threading
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)
@@ -275,285 +357,102 @@ class _StopSignals:
             signal.signal(s, handler)
 
 
-def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
-        out_dir=None, resume_from=None, dist: Dist | None = None, progress: bool = False,
-        on_eval=None, batches=None) -> dict:
-    """Train ``model`` on ``train_tokens`` (a ``TokenSpan`` or 1-D token array) under ``cfg``.
+# -- what `tinyllm train` does ------------------------------------------------------------------
 
-    ``val_tokens`` (or None) is evaluated every ``cfg.eval_every`` steps and at the end;
-    ``byte_lengths`` (``token_byte_lengths(tokenizer)``) makes that report bits per byte.
-    ``out_dir`` receives checkpoints and metrics (see the module docstring); ``resume_from`` is
-    a training checkpoint to continue. Returns a summary: steps, tokens, seconds, final/best
-    validation metrics, whether it was interrupted (``"signal"``) and the metrics rows.
-
-    ``dist`` (``tinyllm.distributed``): this process's place in a torchrun run. Each rank
-    samples windows from its own shard of ``train_tokens`` with a generator seeded
-    ``cfg.seed + rank``; DistributedDataParallel averages the gradients; only rank 0 logs
-    (the loss averaged over the ranks), evaluates and writes ``out_dir``.
-    ``batches``: an iterator of (B, T+1) token batches to train on instead of those random
-    windows (a fixed stream, e.g. to reproduce a multi-process run in one process); it is
-    not saved in checkpoints."""
-    from .checkpoint import find_resumable, load_training_state, save_model
-    from .data.tokens import random_batches, rank_shard
-
+def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = None,
+          progress: bool = False, on_start=None) -> dict:
+    """Run ``cfg``: its tokenizer (trained when it is a ``bpe-N``), its data, a new model
+    seeded with ``cfg.seed`` — or, with ``resume_from``, the checkpoint's model — then ``fit``
+    into ``out_dir``. ``on_start(model, train_tokens, val_tokens, cfg, device, dist)`` is called
+    before the first step (the CLI prints what is about to happen). Returns ``fit``'s summary."""
     dist = dist or Dist()
     device = dist.device_for(resolve_device(cfg.device))
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls on tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-    if cfg.precision == "bf16" and device.type != "cuda":
-        raise TinyLLMError("bf16 precision needs a CUDA device: use --precision fp32 on CPU")
-    out_dir = Path(out_dir) if out_dir is not None else None
-    block = model.config.context_size
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * block * dist.world_size
-    n_train = len(train_tokens.tokens if hasattr(train_tokens, "tokens") else train_tokens)
-    total_steps = steps_for(cfg, tokens_per_step, n_train)
-    if total_steps is None and cfg.max_time is None:
-        raise TinyLLMError("no training budget: give max_steps, epochs, max_tokens or max_time")
-    decay_steps = cfg.decay_steps or total_steps
-
-    # seeds: the caller seeded the model's initialisation; here dropout and the batch sampler
-    torch.manual_seed(cfg.seed + dist.rank)
-    random.seed(cfg.seed + dist.rank)
-    np.random.seed(cfg.seed + dist.rank)
-    sampler = torch.Generator().manual_seed(cfg.seed + dist.rank)
-
-    model.to(device)
-    model.train()
-    optimizer = make_optimizer(model, cfg, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    step, tokens_seen, elapsed, best_val = 0, 0, 0.0, math.inf
-    metrics: list[dict] = []
+    cfg = cfg.resolve(device)
     if resume_from is not None:
-        saved = load_training_state(find_resumable(resume_from), model, optimizer)
-        s = saved["state"]
-        step, tokens_seen, elapsed = s["step"], s["tokens"], s["elapsed"]
-        best_val = s["best_val_loss"] if s["best_val_loss"] is not None else math.inf
-        metrics = saved["metrics"]
-        _set_rng(saved["rng"], s, sampler, dist, device)
-    loss_module = LossModule(model)
-    loss_fn = torch.compile(loss_module) if cfg.compile else loss_module
-    if dist.world_size > 1:   # copies rank 0's weights to all; averages gradients in backward
-        from torch.nn.parallel import DistributedDataParallel
-        loss_fn = DistributedDataParallel(
-            loss_fn, device_ids=[device.index] if device.type == "cuda" else None)
-
-    main = dist.is_main and out_dir is not None
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_metrics(out_dir, metrics)            # a resumed run drops rows after its checkpoint
-    if batches is None:
-        shard = rank_shard(train_tokens, dist.rank, dist.world_size)
-        shard = _on_gpu(shard, device)
-        batches = random_batches(shard, cfg.batch_size, block, generator=sampler)
-    if device.type == "cuda":     # page-locked host memory: the copy to the GPU runs async
-        batches = (b if b.is_cuda else b.pin_memory() for b in batches)
-    save_every = cfg.save_every if cfg.save_every is not None else cfg.eval_every
-    last_eval = None
-
-    def run_eval():
-        nonlocal best_val, last_eval
-        result = evaluate(model, val_tokens, byte_lengths if byte_lengths is not None else
-                          np.ones(model.config.vocab_size, np.int64),
-                          batch_size=cfg.batch_size, max_batches=cfg.eval_batches,
-                          autocast=cfg.precision != "fp32")
-        row = {"step": step, "tokens": tokens_seen, "val_loss": result["loss"],
-               "val_perplexity": result["perplexity"], "elapsed": round(elapsed, 3)}
-        if byte_lengths is not None:
-            row["val_bpb"] = result["bits_per_byte"]
-        metrics.append(row)
-        last_eval = row
-        if main:
-            _append_metrics(out_dir, row)
-            if result["loss"] < best_val:
-                save_model(model, out_dir)
-        best_val = min(best_val, result["loss"])
-        if on_eval is not None:
-            on_eval(row)
-        return row
-
-    def save_state():
-        from .checkpoint import save_training_state
-        if out_dir is None:
-            return
-        rng = _get_rng(sampler, device)
-        if dist.world_size > 1:       # every rank's own generators, for an exact resume
-            for name, value in list(rng.items()):
-                for r, v in enumerate(dist.gather(value)):
-                    if r > 0:
-                        rng[f"rank{r}.{name}"] = v
-        if not main:
-            return
-        if not (out_dir / "model.safetensors").is_file():   # nothing evaluated yet: latest
-            save_model(model, out_dir)
-        state = {"step": step, "tokens": tokens_seen, "elapsed": elapsed,
-                 "best_val_loss": None if math.isinf(best_val) else best_val,
-                 "world_size": dist.world_size,
-                 "python_rng": _jsonable(random.getstate()),
-                 "numpy_rng": _jsonable(np.random.get_state())}
-        save_training_state(out_dir / "last", model, optimizer, state=state,
-                            rng=rng, train_config=cfg.to_dict(), metrics=metrics)
-
-    def done() -> bool:
-        return ((total_steps is not None and step >= total_steps)
-                or (cfg.max_time is not None and elapsed >= cfg.max_time))
-
-    bar = None
-    if progress and dist.is_main:
-        if total_steps is not None:
-            bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
-        else:
-            bar = tqdm(total=round(cfg.max_time), initial=round(elapsed), unit="s",
-                       dynamic_ncols=True)
-    window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
-    stopped = None                   # the signal that stops the run (every rank: the same)
-    with _StopSignals() as stop:
-        while not done() and stopped is None:
-            t0 = time.perf_counter()
-            progress_t = elapsed / cfg.max_time if cfg.max_time else 0.0
-            lr = lr_at(step, cfg, decay_steps, progress_t)
-            set_lr(optimizer, lr)
-            micro = [next(batches) for _ in range(cfg.grad_accum)]
-            loss, norm = optimizer_step(loss_fn, optimizer, micro, cfg, device, params)
-            step += 1
-            tokens_seen += tokens_per_step
-            log_now = cfg.log_every and step % cfg.log_every == 0
-            loss_value = dist.mean(loss).item() if log_now else None   # syncs: only when logging
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            # rank 0's clock and any rank's Ctrl-C / SIGTERM: all ranks stop at the same step
-            elapsed, stopped = dist.agree(elapsed, stop.signal)
-            if cfg.log_every and loss_value is None and done():         # the last step, too
-                loss_value = dist.mean(loss).item()
-            window_steps += 1
-            window_tokens += tokens_per_step
-            window_time += dt
-            if loss_value is not None:
-                window_loss = loss_value
-                row = {"step": step, "tokens": tokens_seen, "loss": loss_value, "lr": lr,
-                       "grad_norm": float(norm), "tokens_per_s": round(window_tokens / window_time),
-                       "elapsed": round(elapsed, 3)}
-                metrics.append(row)
-                if main:
-                    _append_metrics(out_dir, row)
-                if bar is not None:
-                    bar.set_postfix_str(f"loss {window_loss:.4f}  lr {lr:.2e}  "
-                                        f"{row['tokens_per_s']:,} tok/s")
-                window_steps, window_tokens, window_time = 0, 0, 0.0
-            if bar is not None:
-                bar.update(1 if total_steps is not None else round(elapsed) - bar.n)
-            if val_tokens is not None and cfg.eval_every and step % cfg.eval_every == 0 \
-                    and not done() and dist.is_main:
-                t1 = time.perf_counter()
-                run_eval()
-                elapsed += time.perf_counter() - t1
-                if bar is not None:
-                    bar.write(f"step {step}: val loss {last_eval['val_loss']:.4f}"
-                              + (f", {last_eval['val_bpb']:.4f} bits/byte" if "val_bpb" in last_eval else ""))
-            if save_every and step % save_every == 0 and not done():
-                save_state()
-        interrupted = stopped
-        if not interrupted and val_tokens is not None and dist.is_main \
-                and (last_eval is None or last_eval["step"] != step):
-            run_eval()
-        save_state()
-    if bar is not None:
-        bar.close()
-    if main:
-        from .plot import plot_metrics
-        plot_metrics(metrics, out_dir / "loss.png")
-    dist.barrier()                   # rank 0 has written everything: all ranks leave together
-    return {"steps": step, "tokens": tokens_seen, "seconds": elapsed, "total_steps": total_steps,
-            "signal": interrupted, "final": last_eval,
-            "best_val_loss": None if math.isinf(best_val) else best_val,
-            "out_dir": str(out_dir) if out_dir is not None else None, "metrics": metrics}
+        model = GPT.from_pretrained(checkpoint.find_resumable(resume_from))
+    else:
+        with dist.local_main_first():      # one process trains a bpe-N, the others read it
+            tokenizer = load_tokenizer(cfg.tokenizer, cfg.data)
+        torch.manual_seed(cfg.seed)        # the model's initial weights
+        model = GPT(tokenizer, cfg.model)
+    with dist.local_main_first():          # one process writes the token cache
+        train_tokens, val_tokens = load_data(cfg.data, model.tokenizer, cfg.val_fraction)
+    if on_start is not None:
+        on_start(model, train_tokens, val_tokens, cfg, device, dist)
+    return fit(model, train_tokens, val_tokens, cfg, byte_lengths=token_byte_lengths(model.tokenizer),
+               out_dir=out_dir, resume_from=resume_from, dist=dist, progress=progress)
 
 
-# -- helpers ----------------------------------------------------------------------------------
-
-def _get_rng(sampler: torch.Generator, device: torch.device) -> dict:
-    """This process's generator states: torch's CPU one, the batch sampler's, and on CUDA its
-    GPU's (dropout)."""
-    rng = {"torch": torch.get_rng_state(), "sampler": sampler.get_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)
-    return rng
-
-
-def _set_rng(rng: dict, state: dict, sampler: torch.Generator, dist: Dist,
-             device: torch.device) -> None:
-    """Restore what ``_get_rng`` saved for this rank: rank r > 0 finds its own states under
-    ``rank{r}.``. With another number of processes than the saved run (other shards anyway),
-    ranks without a saved state keep their fresh seed."""
-    if dist.rank > 0:
-        if state.get("world_size", 1) != dist.world_size:
-            return
-        prefix = f"rank{dist.rank}."
-        rng = {k[len(prefix):]: v for k, v in rng.items() if k.startswith(prefix)}
-    torch.set_rng_state(rng["torch"])
-    sampler.set_state(rng["sampler"])
-    if "cuda" in rng and device.type == "cuda":
-        torch.cuda.set_rng_state(rng["cuda"], device)
-    if dist.rank == 0 and state.get("python_rng") is not None:
-        v, internal, gauss = state["python_rng"]
-        random.setstate((v, tuple(internal), gauss))
-    if dist.rank == 0 and state.get("numpy_rng") is not None:
-        name, keys, pos, has_gauss, cached = state["numpy_rng"]
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+def load_data(data, tokenizer, val_fraction: float):
+    """(train, validation) token spans of a data source."""
+    from .data.sources import resolve_text, tinystories_path
+    from .data.tokens import prepare
+    if data == "tinystories":
+        return (prepare(tinystories_path("train"), tokenizer).span(),
+                prepare(tinystories_path("validation"), tokenizer).span())
+    path = Path(data).expanduser() if data != "sample" else None
+    if path is not None and path.is_dir() and (path / "validation.txt").is_file():
+        return (prepare(resolve_text(data, "train"), tokenizer).span(),
+                prepare(path / "validation.txt", tokenizer).span())
+    token_file = prepare(resolve_text(data, "train"), tokenizer)
+    if token_file.num_stories < 2:
+        raise TinyLLMError(f"{data} holds a single story: training needs at least two, one of them "
+                           "held out for validation (separate stories with <|endoftext|> lines)")
+    return token_file.split(val_fraction)
 
 
-def _on_gpu(tokens: np.ndarray, device: torch.device, share: float = 0.25):
-    """``tokens`` as an int32 tensor on a CUDA ``device`` when that takes at most ``share`` of
-    its free memory: batches are then cut on the GPU, with no host-to-device copy per step.
-    Otherwise (or on another device) ``tokens`` unchanged."""
-    if device.type != "cuda":
-        return tokens
-    free, _ = torch.cuda.mem_get_info(device)
-    if 4 * len(tokens) > share * free:
-        return tokens
-    out = torch.empty(len(tokens), dtype=torch.int32, device=device)
-    chunk = 1 << 26              # copied in pieces: no host copy of a whole large file at once
-    for i in range(0, len(tokens), chunk):
-        out[i:i + chunk] = torch.from_numpy(np.asarray(tokens[i:i + chunk], dtype=np.int32))
+def new_run_dir(out) -> Path:
+    """``out`` checked as the directory of a new run."""
+    out = Path(out)
+    if checkpoint.is_training_checkpoint(out / "last"):
+        raise TinyLLMError(f"{out} already holds a training run: continue it with --resume "
+                           f"{out}, or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise TinyLLMError(f"--out {out} is a file: give a directory")
     return out
 
 
-def _jsonable(obj):
-    if isinstance(obj, (tuple, list)):
-        return [_jsonable(x) for x in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
+# -- the brief's Trainer --------------------------------------------------------------------
+
+# torch.optim.Adam at its defaults, a constant rate, nothing else: the brief's training
+PLAIN_ADAM = dict(optimizer="adam", lr=1e-3, warmup_steps=0, schedule="constant",
+                  weight_decay=0.0, betas=(0.9, 0.999), clip=0.0, precision="fp32")
 
 
-def _write_metrics(out_dir: Path, rows: list) -> None:
-    tmp = out_dir / "metrics.jsonl.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    os.replace(tmp, out_dir / "metrics.jsonl")
+class Trainer:
+    def __init__(self, model, data_loader, epochs: int = 5, device: str = "cpu",
+                 config: TrainConfig | None = None, **options):
+        self.model = model
+        self.data_loader = data_loader
+        self.epochs = epochs
+        self.device = resolve_device(device)
+        unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise TypeError(f"Trainer got unknown keyword arguments {unknown}: see TrainConfig")
+        base = config if config is not None else TrainConfig(**PLAIN_ADAM)
+        self.config = replace(base, **options, device=str(self.device))
+        self.losses: list[float] = []   # every optimizer step's training loss
+
+    def train(self):
+        run = Run(self.model, self.config, dist=Dist())
+        steps_per_epoch = math.ceil(len(self.data_loader) / run.cfg.grad_accum)
+        decay_steps = run.cfg.decay_steps or steps_per_epoch * self.epochs
+        for epoch in range(self.epochs):
+            pbar = tqdm(total=len(self.data_loader))
+            micro = []
+            for i, batch in enumerate(self.data_loader):
+                micro.append(batch)
+                if len(micro) < run.cfg.grad_accum and i + 1 < len(self.data_loader):
+                    continue
+                loss, _ = run.step(micro, lr_at(run.state.step, run.cfg, decay_steps))
+                self.losses.append(loss.item())
+                pbar.update(len(micro))
+                pbar.set_description(f"Loss: {loss.item():.4f}")
+                micro = []
+            pbar.close()
+            tqdm.write(f"Epoch {epoch}: {self.losses[-1] if self.losses else float('nan')}")
+            torch.save(self.model.state_dict(), f"./{epoch + 1}.torch")
 
 
-def _append_metrics(out_dir: Path, row: dict) -> None:
-    with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
-def _check_device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise TinyLLMError(f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TinyLLMError(f"device {device!r} asked for but CUDA is not available here: use 'cpu'")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise TinyLLMError(f"device {device!r} asked for but MPS is not available here: use 'cpu'")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise TinyLLMError(f"unsupported device {device!r}: use 'auto', 'cpu', 'cuda' or 'mps'")
-    return dev
-
-
-__all__ = ["Trainer", "TrainConfig", "Dist", "fit", "lr_at", "param_groups", "make_optimizer",
-           "optimizer_step", "resolve_device", "steps_for", "LossModule"]
+__all__ = ["Trainer", "TrainConfig", "Run", "fit", "train", "lr_at", "param_groups",
+           "optimizer_step", "resolve_device", "steps_for", "LossModule", "load_data"]

@@ -2,19 +2,22 @@
 
 For an input x (B, T, C) and H heads of size d = C / H:
 
-    q = x W_q,  k = x W_k,  v = x W_v                 (no bias; split into H heads: B, H, T, d)
+    [q k v] = x W_qkv                                 W_qkv = [W_q W_k W_v], no bias; each split
+                                                      into H heads: (B, H, T, d)
     s_ij = s · q_i · k_j                              s = 1 (GPT-Neo) or 1/√d ('scaled')
     s_ij = -∞  where j > i                            (causal: no looking ahead)
              or i - j ≥ window                        (local layers: only the last `window` tokens)
     y_i = Σ_j softmax_j(s_ij) v_j                     (scores kept in fp32)
     out = concat_heads(y) W_o + b_o                   (output projection with bias)
 
-Two implementations give the same result: ``explicit`` writes the softmax out (for learners);
-the default calls ``torch.nn.functional.scaled_dot_product_attention`` (fused, much faster).
+Two implementations give the same result: ``explicit`` writes the softmax out (for learners;
+its probabilities pass through the ``probs`` hook point, where they can be read); the default
+calls ``torch.nn.functional.scaled_dot_product_attention`` (fused, much faster).
 
-A key/value cache makes generation cost one position per new token: ``kv`` is a pair of
-preallocated (B, H, T_max, d) buffers for this layer, ``pos`` the absolute position of x[:, 0].
-The new keys/values are written at [pos, pos + T) and the queries attend to everything before.
+A key/value cache makes generation cost one position per new token: ``kv`` is this layer's
+preallocated (B, 2, H, T_max, d) buffer of keys [:, 0] and values [:, 1] (``tinyllm.nn.KVCache``),
+``pos`` the absolute position of x[:, 0]. The new keys/values are written at [pos, pos + T) and the queries
+attend to everything before.
 """
 import math
 
@@ -33,15 +36,13 @@ class Attention(nn.Module):
             raise ValueError(f"attention layer type must be 'global' or 'local', not {layer_type!r}")
         self.num_heads, self.head_dim = H, C // H
         self.layer_type = layer_type
-        self.window = config.window_size if layer_type == "local" else None
+        self.window = config.window_size if layer_type == "local" else None  # None: no window
         self.scale = 1.0 if config.attention == "gpt-neo" else 1.0 / math.sqrt(self.head_dim)
         self.explicit = config.explicit
-        self.q_proj = nn.Linear(C, C, bias=False)
-        self.k_proj = nn.Linear(C, C, bias=False)
-        self.v_proj = nn.Linear(C, C, bias=False)
+        self.qkv = nn.Linear(C, 3 * C, bias=False)     # W_q, W_k, W_v stacked: one matrix product
         self.out_proj = nn.Linear(C, C, bias=True)
         self.attn_dropout = config.attention_dropout
-        self.resid_dropout = nn.Dropout(config.residual_dropout)
+        self.resid_dropout = config.residual_dropout
         self.probs = nn.Identity()  # hook point: the (B, H, T, S) probabilities, explicit path only
 
     def mask(self, T: int, first_key: int, num_keys: int, pos: int, device) -> torch.Tensor | None:
@@ -55,20 +56,17 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
         B, T, C = x.shape
-        H, d = self.num_heads, self.head_dim
-        q = self.q_proj(x).view(B, T, H, d).transpose(1, 2)  # (B, H, T, d)
-        k = self.k_proj(x).view(B, T, H, d).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, H, d).transpose(1, 2)
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(0, 2, 3, 1, 4)
+        # qkv: (B, 3, H, T, d): q, k, v of each head
 
-        first_key = pos  # absolute position of k[:, :, 0]: without a cache, x's own keys
-        if kv is not None:  # write the new keys/values, then read back all the ones in view
-            k_cache, v_cache = kv
-            k_cache[:, :, pos:pos + T] = k
-            v_cache[:, :, pos:pos + T] = v
+        first_key = pos  # absolute position of the first key: without a cache, x's own
+        if kv is None:
+            q, k, v = qkv.unbind(1)                                    # (B, H, T, d) each
+        else:  # write the new keys/values, then read back all the ones in view
+            kv[:, :, :, pos:pos + T] = qkv[:, 1:]                      # kv: (B, 2, H, size, d)
             # the earliest key any of these queries may see
             first_key = 0 if self.window is None else max(0, pos - self.window + 1)
-            k = k_cache[:, :, first_key:pos + T]
-            v = v_cache[:, :, first_key:pos + T]
+            q, k, v = qkv[:, 0], kv[:, 0, :, first_key:pos + T], kv[:, 1, :, first_key:pos + T]
         S = k.shape[2]
 
         # When the keys are exactly the queries' positions and the window never bites, plain
@@ -87,8 +85,8 @@ class Attention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                                dropout_p=dropout, scale=self.scale)
-        y = y.transpose(1, 2).reshape(B, T, C)  # concatenate heads: (B, T, C)
-        return self.resid_dropout(self.out_proj(y))
+        y = self.out_proj(y.transpose(1, 2).reshape(B, T, C))  # concatenate heads: (B, T, C)
+        return F.dropout(y, self.resid_dropout) if self.training and self.resid_dropout else y
 
     def _explicit(self, q, k, v, mask, causal, dropout):
         # q: (B, H, T, d), k, v: (B, H, S, d)

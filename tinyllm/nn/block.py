@@ -14,9 +14,10 @@ from .norm import LayerNorm
 class Block(nn.Module):
     def __init__(self, config, layer_type: str = "global"):
         super().__init__()
-        self.ln_1 = LayerNorm(config.hidden_size, config.layer_norm_epsilon)
+        C, eps = config.hidden_size, config.layer_norm_epsilon
+        self.ln_1 = LayerNorm(C, eps, config.explicit)
         self.attn = Attention(config, layer_type)
-        self.ln_2 = LayerNorm(config.hidden_size, config.layer_norm_epsilon)
+        self.ln_2 = LayerNorm(C, eps, config.explicit)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
@@ -24,3 +25,4 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), kv=kv, pos=pos)
         x = x + self.mlp(self.ln_2(x))
         return x
+

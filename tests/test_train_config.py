@@ -1,0 +1,170 @@
+"""One run configuration: `tinyllm train`'s options are TrainConfig's fields, with the same
+defaults, so the command and `fit(model, train, val, TrainConfig())` are the same run."""
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyllm.cli import build_parser, config_changes, main
+from tinyllm.config import Config
+from tinyllm.data.tokens import token_byte_lengths
+from tinyllm.errors import TinyLLMError
+from tinyllm.model import GPT
+from tinyllm.tokenizer import load_tokenizer
+from tinyllm.train import fit, load_data, train
+from tinyllm.train_config import TrainConfig, default_model
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def parse(*flags):
+    return build_parser().parse_args(["train", *flags])
+
+
+def losses(rows):
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def test_no_flags_is_the_default_config():
+    args = parse()
+    assert replace(TrainConfig(), **config_changes(args, TrainConfig())) == TrainConfig()
+    assert TrainConfig().model == default_model()
+
+
+def test_every_field_is_an_option_with_its_default_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--max-steps", "--warmup", "--weight-decay", "--batch-size", "--layers",
+                 "--hidden", "--heads", "--context", "--window", "--dropout", "--tie-embeddings",
+                 "--attention", "--eval-steps", "--schedule", "--save-every"):
+        assert flag in text
+    assert "--warmup STEPS steps of linear warmup (default 20)" in text
+    assert "--weight-decay WEIGHT_DECAY decay of the weight matrices" in text
+    assert "--layers N transformer blocks (default 4)" in text
+
+
+def test_flags_change_their_fields_and_the_sizes_that_follow():
+    args = parse("--layers", "3", "--hidden", "64", "--context", "32", "--dropout", "0.2",
+                 "--warmup", "5", "--no-compile", "--betas", "0.8", "0.9")
+    cfg = replace(TrainConfig(), **config_changes(args, TrainConfig()))
+    m = cfg.model
+    assert (m.num_layers, m.hidden_size, m.embedding_size, m.context_size) == (3, 64, 64, 32)
+    assert m.max_position_embeddings == 32                 # follows the context
+    assert m.attention_layers == ["global", "local", "global"]   # the pattern repeats
+    assert m.residual_dropout == m.embedding_dropout == 0.2
+    assert cfg.warmup_steps == 5 and cfg.compile is False and cfg.betas == (0.8, 0.9)
+
+
+def test_cli_with_no_flags_and_fit_with_train_config_are_the_same_run(tmp_path, home, capsys):
+    """`tinyllm train --out A` (a budget only, to keep it short) and the same TrainConfig run
+    from Python — through `train`, and through `fit` with the pieces built by hand."""
+    assert main(["train", "--out", str(tmp_path / "cli"), "--max-steps", "3", "--quiet",
+                 "--log-every", "1"]) == 0
+    cli = [json.loads(line) for line in (tmp_path / "cli" / "metrics.jsonl").read_text().splitlines()]
+    saved = json.loads((tmp_path / "cli" / "last" / "train_config.json").read_text())
+
+    cfg = TrainConfig(max_steps=3, log_every=1)
+    saved = TrainConfig.from_dict(saved)
+    assert saved.model.vocab_size == 1024                    # the tokenizer's: builtin for sample
+    assert replace(saved, model=saved.model.replace(vocab_size=None)) == \
+        cfg.resolve(torch.device("cpu"))
+    python = train(cfg, tmp_path / "python")["metrics"]
+
+    tokenizer = load_tokenizer("builtin")            # what TrainConfig() resolves to for 'sample'
+    train_tokens, val_tokens = load_data("sample", tokenizer, cfg.val_fraction)
+    torch.manual_seed(cfg.seed)
+    model = GPT(tokenizer, cfg.model)
+    by_hand = fit(model, train_tokens, val_tokens, cfg,
+                  byte_lengths=token_byte_lengths(tokenizer))["metrics"]
+
+    assert len(losses(cli)) == 3
+    assert losses(cli) == losses(python) == losses(by_hand)
+    assert [r["val_loss"] for r in cli if "val_loss" in r] == \
+        [r["val_loss"] for r in by_hand if "val_loss" in r]
+
+
+def test_resume_merges_the_flags_given_with_the_saved_config():
+    saved = TrainConfig(max_steps=10, lr=1e-3, warmup_steps=3)
+    cfg = saved.resumed(max_time=60.0, lr=2e-3)
+    assert cfg.max_time == 60.0 and cfg.max_steps is None      # a budget replaces the budget
+    assert cfg.lr == 2e-3 and cfg.warmup_steps == 3             # the rest is kept
+    assert saved.resumed(optimizer="muon") == saved            # the same value is no change
+    with pytest.raises(TinyLLMError, match="--optimizer cannot change when resuming"):
+        saved.resumed(optimizer="adamw")
+    with pytest.raises(TinyLLMError, match="--layers cannot change when resuming"):
+        saved.resumed(model=saved.model.replace(num_layers=2))
+    with pytest.raises(TinyLLMError, match="--tokenizer cannot change"):
+        saved.resumed(tokenizer="gpt2")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_size", 0, "--batch-size must be a whole number"),
+    ("lr", -1.0, "learning rate must be positive"),
+    ("max_steps", 0, "--max-steps must be positive"),
+    ("optimizer", "sgd", "unknown optimizer 'sgd'"),
+    ("val_fraction", 1.5, "val-fraction"),
+    ("eval_every", -1, "--eval-every must be 0 or more"),
+])
+def test_bad_settings_are_one_clear_error(field, value, message):
+    with pytest.raises(TinyLLMError, match=message):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(layer_norm_epsilon=-1), "layer_norm_epsilon must be a small positive number"),
+    (dict(window_size=0), "window_size must be a whole number of at least 1"),
+    (dict(hidden_size="wide"), "hidden_size must be a whole number"),
+    (dict(residual_dropout=1.0), r"residual_dropout must be a probability in \[0, 1\)"),
+    (dict(activation="tanh"), "unknown activation 'tanh'"),
+    (dict(tie_embeddings="yes"), "tie_embeddings must be true or false"),
+])
+def test_every_model_field_is_validated(changes, message):
+    with pytest.raises(TinyLLMError, match=message):
+        Config(**changes)
+    assert issubclass(TinyLLMError, ValueError)     # callers that catch ValueError still do
+
+
+def test_a_bad_config_json_is_one_line_through_the_cli(tmp_path, capsys):
+    from tinyllm.tokenizer import Tokenizer
+    model_dir = tmp_path / "m"
+    GPT(Tokenizer("builtin"), Config(hidden_size=32, num_heads=4, num_layers=1)).save_pretrained(model_dir)
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["tinyllm"]["window_size"] = 0
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    assert main(["generate", "--model", str(model_dir), "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tinyllm generate: error:") and "window_size" in err and "\n" not in err
+
+
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch, capsys):
+    """Only TinyLLMError is the user's to fix; any other exception is tinyllm's bug and keeps
+    its traceback. --debug shows the traceback of a TinyLLMError too."""
+    import tinyllm.cli as cli
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(cli, "cmd_check", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["check"])
+
+    def user_error(args):
+        raise TinyLLMError("your mistake")
+    monkeypatch.setattr(cli, "cmd_check", user_error)
+    assert main(["check"]) == 1
+    assert capsys.readouterr().err == "tinyllm check: error: your mistake\n"
+    assert main(["--debug", "check"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("tinyllm check: error: your mistake\n")
+
+
+def test_train_config_round_trips_through_json():
+    cfg = TrainConfig(max_steps=5, betas=(0.8, 0.9), model=default_model().replace(num_layers=2))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert {f.name for f in fields(TrainConfig)} >= {"model", "data", "tokenizer", "max_steps"}
