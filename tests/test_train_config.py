@@ -13,7 +13,8 @@ from tinyllm.data.tokens import token_byte_lengths
 from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPT
 from tinyllm.tokenizer import load_tokenizer
-from tinyllm.train import fit, load_data, train
+from tinyllm.data.tokens import load_splits
+from tinyllm.train import fit, train
 from tinyllm.train_config import TrainConfig, default_model
 
 
@@ -78,7 +79,8 @@ def test_cli_with_no_flags_and_fit_with_train_config_are_the_same_run(tmp_path, 
     python = train(cfg, tmp_path / "python")["metrics"]
 
     tokenizer = load_tokenizer("builtin")            # what TrainConfig() resolves to for 'sample'
-    train_tokens, val_tokens = load_data("sample", tokenizer, cfg.val_fraction)
+    splits = load_splits("sample", tokenizer, val_fraction=cfg.val_fraction)
+    train_tokens, val_tokens = splits.train, splits.validation
     torch.manual_seed(cfg.seed)
     model = GPT(tokenizer, cfg.model)
     by_hand = fit(model, train_tokens, val_tokens, cfg,

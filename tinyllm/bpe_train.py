@@ -49,6 +49,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import regex
 
 from .bpe import PATTERN, bytes_to_unicode
+from .data.documents import Source, open_source
 from .data.sources import EOT
 from .errors import TinyLLMError
 from .files import atomic_write
@@ -59,49 +60,29 @@ MIN_VOCAB_SIZE = NUM_BYTES + 1  # the bytes and <|endoftext|>, no merge
 
 # -- input --------------------------------------------------------------------------------
 
-def iter_documents(texts_or_path) -> Iterator[str]:
-    """The documents of a corpus: a text file (``str`` or ``Path``), or an iterable of texts;
-    ``<|endoftext|>`` separates documents and is dropped. A file is streamed line by line."""
-    if isinstance(texts_or_path, (str, os.PathLike)):
-        path = Path(texts_or_path).expanduser()
-        if not path.is_file():
-            raise TinyLLMError(f"training text {path} is not a file: give a UTF-8 text file "
-                               "(or a list of strings)")
-        try:
-            with open(path, encoding="utf-8", errors="strict") as f:  # \r\n read as \n
-                yield from _split_documents(f)
-        except UnicodeDecodeError:
-            raise TinyLLMError(f"training text {path} is not UTF-8 (it holds invalid bytes): "
-                               "convert it to UTF-8") from None
-    else:
-        for n, text in enumerate(texts_or_path):
-            if isinstance(text, bytes):
-                try:
-                    text = text.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise TinyLLMError(f"training text #{n} is bytes that are not UTF-8: "
-                                       "decode it or convert it to UTF-8") from None
-            if not isinstance(text, str):
-                raise TinyLLMError(f"training text #{n} is a {type(text).__name__}, not a str")
+def iter_documents(texts_or_source) -> Iterator[str]:
+    """The texts of a corpus: a data source (a path or anything ``tinyllm.data.open_source``
+    reads, streamed as its documents' pieces) or an iterable of texts; ``<|endoftext|>``
+    separates documents and is dropped, so no word spans it."""
+    if isinstance(texts_or_source, (str, os.PathLike, Source)):
+        for piece, _ in open_source(texts_or_source).pieces():
+            yield piece                          # the reader has already split documents
+        return
+    for n, text in enumerate(texts_or_source):
+        if isinstance(text, bytes):
             try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise TinyLLMError(f"training text #{n} holds a lone surrogate, which is not "
-                                   "valid Unicode: fix the text") from None
-            yield from text.split(EOT)
-
-
-def _split_documents(lines: Iterable[str]) -> Iterator[str]:
-    current: list[str] = []
-    for line in lines:
-        if EOT in line:
-            first, *middle, last = line.split(EOT)
-            yield "".join(current) + first
-            yield from middle
-            current = [last]
-        else:
-            current.append(line)
-    yield "".join(current)
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise TinyLLMError(f"training text #{n} is bytes that are not UTF-8: "
+                                   "decode it or convert it to UTF-8") from None
+        if not isinstance(text, str):
+            raise TinyLLMError(f"training text #{n} is a {type(text).__name__}, not a str")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TinyLLMError(f"training text #{n} holds a lone surrogate, which is not "
+                               "valid Unicode: fix the text") from None
+        yield from text.split(EOT)
 
 
 def _check_vocab_size(vocab_size) -> int:
@@ -114,8 +95,8 @@ def _check_vocab_size(vocab_size) -> int:
 
 
 def _empty_corpus_error() -> TinyLLMError:
-    return TinyLLMError("the training text is empty (nothing besides <|endoftext|> separators): "
-                        "give a file with some text in it")
+    return TinyLLMError("the training text holds no stories or other documents (it is empty, or "
+                        "only <|endoftext|> separators): give a file with some text in it")
 
 
 # -- the from-scratch trainer -------------------------------------------------------------

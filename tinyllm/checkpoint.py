@@ -20,6 +20,8 @@ The directory is written beside its target under a temporary name and then renam
 (``files.atomic_dir``), so a reader sees either the old checkpoint or the new one, never half.
 """
 import math
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,8 +29,8 @@ import torch
 from safetensors.torch import save_file
 
 from .errors import TinyLLMError
-from .files import (CONFIG, METRICS, atomic_dir, read_json, read_metrics, read_safetensors, write_json,
-                    write_metrics)
+from .files import (CONFIG, METRICS, atomic_dir, read_json, read_metrics, read_safetensors,
+                    remove_temporaries, write_json, write_metrics)
 from .pretrained import is_model_dir, load_weights, write_model_files
 
 OPTIMIZER_TENSORS, OPTIMIZER_JSON = "optimizer.safetensors", "optimizer.json"
@@ -44,6 +46,8 @@ class RunState:
     tokens: int = 0                       # training tokens seen, all processes
     elapsed: float = 0.0                  # seconds of training so far (evaluation included)
     best_val_loss: float = math.inf       # the lowest validation loss, the saved model's
+    best_step: int | None = None          # the step it was reached at
+    evals_since_best: int = 0             # evaluations in a row that did not beat it
     world_size: int = 1                   # processes that trained it
     metrics: list = field(default_factory=list)   # every metrics row so far
     rng: dict = field(default_factory=dict)       # name -> uint8 generator-state tensor
@@ -80,6 +84,8 @@ def load(path, model, optimizer) -> RunState:
     best = saved.get("best_val_loss")
     return RunState(step=saved["step"], tokens=saved["tokens"], elapsed=saved["elapsed"],
                     best_val_loss=math.inf if best is None else best,
+                    best_step=saved.get("best_step"),
+                    evals_since_best=saved.get("evals_since_best", 0),
                     world_size=saved.get("world_size", 1), metrics=read_metrics(path / METRICS),
                     rng=read_safetensors(path / RNG))
 
@@ -91,6 +97,16 @@ def saved_train_config(path) -> dict:
     saved = read_json(path / TRAIN_CONFIG, "training configuration")
     saved["model"] = read_json(path / CONFIG, "tinyllm model config")["tinyllm"]
     return saved
+
+
+def run_config(path) -> dict | None:
+    """The saved ``TrainConfig`` (a dict) of the run whose directory (or checkpoint) ``path``
+    is; None for a model that no tinyllm run wrote (a saved model, a Hugging Face one)."""
+    path = Path(path).expanduser()
+    for candidate in (path / "last", path):
+        if is_training_checkpoint(candidate):
+            return saved_train_config(candidate)
+    return None
 
 
 def is_training_checkpoint(path) -> bool:
@@ -112,6 +128,26 @@ def find_resumable(path) -> Path:
 def run_dir(checkpoint: Path) -> Path:
     """The run directory a checkpoint belongs to: DIR for DIR/last (or DIR/.last.old)."""
     return checkpoint.parent if checkpoint.name in ("last", ".last.old") else checkpoint
+
+
+def tidy(directory) -> list[str]:
+    """Clear what a killed run left in its directory (call it holding the directory's lock):
+    half-written temporaries are deleted, never trusted; a checkpoint moved aside as
+    ``.last.old`` by a swap that did not finish becomes ``last`` again (or is deleted when a
+    complete ``last`` exists). Returns what was removed."""
+    directory = Path(directory)
+    removed = remove_temporaries(directory)
+    removed += [p.name for p in directory.glob(".tinyllm-save-*")
+                if shutil.rmtree(p, ignore_errors=True) is None]   # tinyllm 0.1's temporaries
+    old, last = directory / ".last.old", directory / "last"
+    if old.is_dir():
+        if is_training_checkpoint(last):
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old.name)
+        elif is_training_checkpoint(old):
+            shutil.rmtree(last, ignore_errors=True)
+            os.replace(old, last)
+    return removed
 
 
 # -- the optimizer's state as safetensors + JSON ----------------------------------------------
@@ -142,5 +178,5 @@ def optimizer_state_from_flat(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-__all__ = ["RunState", "save", "load", "saved_train_config", "is_training_checkpoint",
-           "find_resumable", "run_dir", "optimizer_state_to_flat", "optimizer_state_from_flat"]
+__all__ = ["RunState", "save", "load", "saved_train_config", "run_config", "is_training_checkpoint",
+           "find_resumable", "run_dir", "tidy", "optimizer_state_to_flat", "optimizer_state_from_flat"]

@@ -39,12 +39,15 @@ def add_tokenizer(sub):
                        description="Byte-level BPE tokenizers (GPT-2 format).")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = actions.add_parser(
-        "train", help="learn a BPE tokenizer from a text file",
+        "train", help="learn a BPE tokenizer from text",
         description="Learn a byte-level BPE (256 byte tokens, merges, <|endoftext|> last) and "
                     "write vocab.json + merges.txt, loadable with --tokenizer DIR.")
-    t.add_argument("--data", required=True,
-                   help="UTF-8 text file (stories separated by <|endoftext|> lines), a "
-                        "directory with train.txt, 'sample' (built-in corpus) or 'tinystories'")
+    t.add_argument("--data", required=True, metavar="SOURCE",
+                   help="the text to learn from: anything 'tinyllm train --data' takes (a text, "
+                        "JSONL, JSON or Parquet file, a folder, a glob, hf:NAME, 'sample', "
+                        "'tinystories'); its train split")
+    t.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the JSON field or Parquet column holding the text (default text)")
     t.add_argument("--vocab-size", type=int, required=True, metavar="N",
                    help="tokens in all, <|endoftext|> included (at least 257)")
     t.add_argument("--out", required=True, metavar="DIR", help="directory to write")
@@ -57,19 +60,20 @@ def add_tokenizer(sub):
 def cmd_tokenizer(args) -> int:
     import time
     from .bpe_train import train_bpe, train_bpe_fast
-    from .data.sources import resolve_text
+    from .data.documents import open_source
 
-    path = resolve_text(args.data, "train")
+    source = open_source(args.data, split="train", text_field=args.text_field)
     trainer = train_bpe if args.slow else train_bpe_fast
     start = time.perf_counter()
-    vocab, merges = trainer(path, args.vocab_size, out=args.out)
+    vocab, merges = trainer(source, args.vocab_size, out=args.out)
     seconds = time.perf_counter() - start
     name = "tinyllm (from scratch)" if args.slow else "tokenizers"
     short = "" if len(vocab) == args.vocab_size else \
         f" (the text ran out of pairs before {args.vocab_size})"
     print(f"trained a byte-level BPE of {len(vocab)} tokens{short}: 256 bytes, {len(merges)} "
           f"merges, <|endoftext|> = {len(vocab) - 1}")
-    print(f"on {path} ({path.stat().st_size / 1e6:.2f} MB) in {seconds:.1f} s with {name}")
+    size = f" ({source.size / 1e6:.2f} MB)" if source.size else ""
+    print(f"on {source.name}{size} in {seconds:.1f} s with {name}")
     print(f"wrote {args.out}/vocab.json and merges.txt; use it with --tokenizer {args.out}")
     return 0
 
@@ -126,16 +130,19 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _print_start(model, train_tokens, val_tokens, cfg, device, dist):
+def _print_start(model, splits, cfg, device, dist):
     c = model.config
     processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
     print(f"training {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
           f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
-          f"{len(train_tokens):,} tokens of {cfg.data} ({len(val_tokens):,} held out), "
-          f"{device}{processes}", file=sys.stderr)
+          f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
+          f"{splits.how}), {device}{processes}", file=sys.stderr)
 
 
 def _print_summary(summary, out, cfg):
+    if summary["stopped_early"]:
+        print(f"stopped early at step {summary['steps']}: no better validation loss in "
+              f"{cfg.patience} evaluations since step {summary['best_step']} (--patience)")
     final = summary["final"]
     if final is not None:
         bpb = f", {final['val_bpb']:.3f} bits/byte" if "val_bpb" in final else ""
@@ -146,7 +153,7 @@ def _print_summary(summary, out, cfg):
           f"loss curve: {out / 'loss.png'}")
     print(f"generate:  tinyllm generate --model {out} \"Once upon a time\"    "
           f"(Python: GPT.from_pretrained('{out}'))")
-    print(f"evaluate:  tinyllm eval --model {out} --data {cfg.data}")
+    print(f"evaluate:  tinyllm eval --model {out}    (on the text it held out)")
     print(f"continue:  tinyllm train --resume {out} --max-steps {summary['steps'] * 2}")
 
 
@@ -215,14 +222,21 @@ def add_eval(sub):
         "eval", help="held-out loss, perplexity and bits per byte of a model",
         description="Evaluate a model (a 'tinyllm train' directory, a GPT.save_pretrained "
                     "directory or a Hugging Face GPT-Neo) on a text, tokenised with the model's "
-                    "own tokenizer: mean loss per token, perplexity, bits per UTF-8 byte.")
+                    "own tokenizer: mean loss per token, perplexity, bits per UTF-8 byte. A run "
+                    "is scored on the text it held out unless told otherwise.")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory or hub id")
-    p.add_argument("--data", required=True, help="a text file (stories separated by "
-                                                 "<|endoftext|> lines), 'sample' or 'tinystories' "
-                                                 "(its validation split)")
+    p.add_argument("--data", metavar="SOURCE",
+                   help="the text to score (anything 'tinyllm train --data' takes; its "
+                        "validation split where it has one). Default for a run: the text it "
+                        "held out. Given the run's own training data, still only its held-out part")
     p.add_argument("--val-fraction", type=float, metavar="F",
-                   help="only the last fraction F of the stories (the part 'tinyllm train' held "
-                        "out with the same --val-fraction)")
+                   help="score only the last fraction F of --data's documents (how 'tinyllm "
+                        "train' holds text out)")
+    p.add_argument("--include-training-text", action="store_true",
+                   help="score all of --data even where the run trained on it (the result "
+                        "flatters the model, and says so)")
+    p.add_argument("--text-field", default="text", metavar="NAME",
+                   help="the JSON field or Parquet column holding the text (default text)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-batches", type=int, metavar="N", help="evaluate only the first N batches")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -232,24 +246,105 @@ def add_eval(sub):
 
 def cmd_eval(args) -> int:
     import json
-    from .data.sources import resolve_text
+    from .checkpoint import run_config
     from .device import resolve_device
-    from .evaluate import evaluate_file
+    from .evaluate import evaluate, text_to_score
+    from .data.tokens import token_byte_lengths
     from .model import GPT
 
-    device = resolve_device(args.device)
-    path = resolve_text(args.data, "validation")
-    model = GPT.from_pretrained(args.model, device=device)
-    result = evaluate_file(model, path, val_fraction=args.val_fraction,
-                           batch_size=args.batch_size, max_batches=args.max_batches)
-    result.update(model=str(args.model), data=str(path))
+    model = GPT.from_pretrained(args.model, device=resolve_device(args.device))
+    if model.tokenizer is None:
+        raise TinyLLMError(f"{args.model} has no tokenizer to read text with: load a checkpoint "
+                           "that includes vocab.json and merges.txt")
+    run = run_config(args.model)
+    span, text, trained_on = text_to_score(
+        model.tokenizer, data=args.data, run=TrainConfig.from_dict(run) if run else None,
+        val_fraction=args.val_fraction, everything=args.include_training_text,
+        text_field=args.text_field)
+    result = evaluate(model, span, token_byte_lengths(model.tokenizer), batch_size=args.batch_size,
+                      max_batches=args.max_batches)
+    result.update(model=str(args.model), text=text, includes_training_text=trained_on)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"loss {result['loss']:.4f}  perplexity {result['perplexity']:.2f}  "
-              f"bits/byte {result['bits_per_byte']:.4f}  ({result['tokens']:,} tokens, "
-              f"{result['bytes']:,} bytes of {path})")
+        return 0
+    print(f"loss {result['loss']:.4f}  perplexity {result['perplexity']:.2f}  "
+          f"bits/byte {result['bits_per_byte']:.4f}  ({result['tokens']:,} tokens, "
+          f"{result['bytes']:,} bytes: {text})")
+    if trained_on:
+        print("note: the model trained on this text; held-out text gives the honest figure "
+              "(leave out --include-training-text)")
     return 0
+
+
+# -- data -----------------------------------------------------------------------------------
+
+@command
+def add_data(sub):
+    p = sub.add_parser(
+        "data", help="show what a training run would read from --data",
+        description="Read a data source as 'tinyllm train' would — documents, bytes, tokens "
+                    "under the tokenizer, the train/validation split, the first document — so "
+                    "that 'is my data read correctly?' has an answer before a long run. "
+                    "The tokens are prepared and cached, ready for training.")
+    for name in ("data", "val_data", "val_fraction", "text_field", "tokenizer"):
+        f = next(f for f in fields(TrainConfig) if f.name == name)
+        default = getattr(TrainConfig(), name)
+        p.add_argument(f.metadata["flag"] or "--" + name.replace("_", "-"), dest=name,
+                       default=default, type=_value_type(f), metavar=f.metadata["metavar"],
+                       help=f.metadata["help"])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args) -> int:
+    import json
+    from .data.tokens import describe
+    from .tokenizer import load_tokenizer
+
+    cfg = replace(TrainConfig(), data=args.data, val_data=args.val_data,
+                  val_fraction=args.val_fraction, text_field=args.text_field,
+                  tokenizer=args.tokenizer)
+    cfg = cfg.resolve(_cpu())
+    tokenizer = load_tokenizer(cfg.tokenizer, cfg.data, text_field=cfg.text_field)
+    d = describe(cfg.data, tokenizer, val_data=cfg.val_data, val_fraction=cfg.val_fraction,
+                 text_field=cfg.text_field)
+    if args.json:
+        print(json.dumps({**d, "tokenizer": {**d["tokenizer"], "spec": cfg.tokenizer}}))
+        return 0
+    t, v = d["train"], d["validation"]
+    print(f"{d['source']}: {d['documents']:,} documents, {d['bytes']:,} bytes, {d['tokens']:,} "
+          f"tokens with the {cfg.tokenizer} tokenizer ({tokenizer.vocab_size:,} tokens, "
+          f"{d['bytes'] / max(d['tokens'], 1):.2f} bytes per token)")
+    print(f"  train:      {t['documents']:,} documents, {t['tokens']:,} tokens, {t['bytes']:,} bytes")
+    print(f"  validation: {v['documents']:,} documents, {v['tokens']:,} tokens, {v['bytes']:,} "
+          f"bytes: {v['how']}")
+    print("first document:\n" + _indent(d["first_document"]))
+    return 0
+
+
+def _cpu():
+    import torch
+    return torch.device("cpu")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  | " + line for line in text.splitlines())
+
+
+# -- explore --------------------------------------------------------------------------------
+
+@command
+def add_explore(sub):
+    from .explore.command import DESCRIPTION, add_arguments
+    p = sub.add_parser("explore", help="a local web page that shows inside a model",
+                       description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=cmd_explore)
+
+
+def cmd_explore(args) -> int:
+    from .explore.command import run
+    return run(args)
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -403,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of every error (also: TINYLLM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    order = ["train", "generate", "eval", "tokenizer", "check", "export"]  # as a user meets them
+    order = ["train", "data", "generate", "eval", "explore", "tokenizer", "check", "export"]
     for add in sorted(COMMANDS, key=lambda a: order.index(a.__name__[4:]) if a.__name__[4:] in order else 99):
         add(sub)
     return parser

@@ -9,18 +9,25 @@ story cut short.
 import torch
 from torch.utils.data import Dataset
 
-from .data.sources import read_stories, resolve_text
+from .data.documents import open_source
+from .errors import TinyLLMError
 
 
 class TinyDataset(Dataset):
-    def __init__(self, tokenizer, length: int, set_type: str = "validation", path=None):
-        """``set_type``: TinyStories split ('validation' or 'train'), read from the cache or the
-        hub; ``path``: a local text file (stories separated by ``<|endoftext|>`` lines) or a
-        directory holding ``{set_type}.txt`` — or 'sample' for the built-in corpus."""
+    def __init__(self, tokenizer, length: int, set_type: str = "validation", path=None,
+                 text_field: str = "text"):
+        """``set_type``: the split ('validation' or 'train') of TinyStories, read from the cache
+        or the hub, or of ``path``: any data source ``tinyllm.data.open_source`` reads — a text
+        file (stories separated by ``<|endoftext|>``), a JSONL/JSON/Parquet file, a folder, a
+        glob, ``hf:NAME`` — or 'sample' for the built-in corpus. One sample per document."""
         self.tokenizer = tokenizer
         self.length = length
-        self.path = resolve_text(path if path is not None else "tinystories", set_type)
-        stories = read_stories(self.path)
+        self.source = open_source(path if path is not None else "tinystories", split=set_type,
+                                  text_field=text_field)
+        stories = list(self.source.documents())
+        if not stories:
+            raise TinyLLMError(f"{self.source.name} holds no stories: give text with stories "
+                               "separated by <|endoftext|>")
         pad = [tokenizer.eos_token_id] * length
         ids = tokenizer.encode_batch(stories) if hasattr(tokenizer, "encode_batch") else \
             [tokenizer.encode(s) for s in stories]

@@ -81,6 +81,14 @@ class Dist:
         tdist.all_reduce(x, op=tdist.ReduceOp.MAX)          # on the CPU: gloo
         return x[0].item(), int(x[1].item()) or None
 
+    def from_main(self, flag: bool) -> bool:
+        """Rank 0's ``flag``, on every rank (e.g. its decision, after evaluating, to stop)."""
+        if self.world_size == 1:
+            return flag
+        x = torch.tensor([float(flag)])
+        tdist.broadcast(x, src=0)
+        return bool(x.item())
+
     def gather(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's ``x`` (a CPU tensor of the same shape on all ranks), in rank order."""
         if self.world_size == 1:

@@ -11,12 +11,12 @@ bits per byte does not, so it compares models with different tokenizers on the s
 ``bytes(y)`` is ``token_byte_lengths(tokenizer)[y]`` (the end-of-story token counts as 1 byte).
 """
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data.tokens import eval_batches, prepare, token_byte_lengths
+from .data.documents import open_source
+from .data.tokens import eval_batches, load_splits, prepare
 from .device import autocast
 from .errors import TinyLLMError
 
@@ -59,18 +59,39 @@ def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
             "tokens": total_tokens, "bytes": nbytes}
 
 
-def evaluate_file(model, path, *, val_fraction: float | None = None, batch_size: int = 32,
-                  max_batches: int | None = None, cache_dir=None) -> dict:
-    """Evaluate ``model`` on a text file (stories separated by ``<|endoftext|>`` lines),
-    tokenised with the model's own tokenizer (cached by ``tokens.prepare``); with
-    ``val_fraction``, on its last stories only (the part ``tinyllm train`` holds out)."""
-    if model.tokenizer is None:
-        raise TinyLLMError("this model has no tokenizer to read text with: load a checkpoint "
-                           "that includes vocab.json and merges.txt")
-    token_file = prepare(Path(path), model.tokenizer, cache_dir=cache_dir)
-    span = token_file.split(val_fraction)[1] if val_fraction else token_file.span()
-    return evaluate(model, span, token_byte_lengths(model.tokenizer),
-                    batch_size=batch_size, max_batches=max_batches)
+def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None = None,
+                  everything: bool = False, text_field: str = "text"):
+    """Which text ``tinyllm eval`` scores: (token span, what it is in words, whether the model
+    trained on some of it). ``run`` is the ``TrainConfig`` of the run that made the model, or
+    None.
+
+    - no ``data``: the text the run held out (the same split ``tinyllm train`` validated on);
+    - ``data`` that is the run's own training data: still only its held-out part, unless
+      ``everything`` (then all of it, labelled as including training text);
+    - ``val_fraction``: the last fraction of ``data``'s documents, however the run split it;
+    - other data: its validation split where it has one, else all of it."""
+    if data is None:
+        if run is None:
+            raise TinyLLMError("give --data: this model was not written by 'tinyllm train', so "
+                               "there is no held-out text of its own to score")
+        data, text_field = run.data, run.text_field
+    source = open_source(data, split="train", text_field=text_field)
+    same = run is not None and source.identity() == \
+        open_source(run.data, split="train", text_field=run.text_field).identity()
+    if val_fraction is not None:
+        _, held_out, how = prepare(source, tokenizer).holdout(val_fraction)
+        trained_on = same and run.val_data is None and source.validation() is None \
+            and val_fraction > run.val_fraction
+        return held_out, f"held out: {how}", trained_on
+    if same and not everything:
+        splits = load_splits(run.data, tokenizer, val_data=run.val_data,
+                             val_fraction=run.val_fraction, text_field=run.text_field)
+        return splits.validation, f"the text the run held out: {splits.how}", False
+    if same:
+        return (prepare(source, tokenizer).span(),
+                f"all of {source.name}, the text the run trained on included", True)
+    source = open_source(data, split="validation", text_field=text_field)
+    return prepare(source, tokenizer).span(), f"all of {source.name}", False
 
 
-__all__ = ["evaluate", "evaluate_file"]
+__all__ = ["evaluate", "text_to_score"]

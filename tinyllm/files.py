@@ -8,12 +8,19 @@ target, then one ``os.replace`` renames it into place.
     run directory           the best model (as above), last/ (a training checkpoint),
                             metrics.jsonl (one JSON object per line), loss.png
 """
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from safetensors import SafetensorError
 
 from .errors import TinyLLMError
 
@@ -23,20 +30,56 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 METRICS = "metrics.jsonl"
 
 
+# -- writes that fail cleanly -----------------------------------------------------------------
+
+class WriteError(TinyLLMError):
+    """A file could not be written for a reason the user can fix: no space left, a read-only
+    file system, no permission. Whatever was there before is intact."""
+
+
+_USER_FIXABLE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "operation not permitted"}
+
+
+@contextmanager
+def writing(path):
+    """Turn a failed write under ``path`` into one ``WriteError`` when the user can fix it (see
+    ``_USER_FIXABLE``; safetensors reports the same failures as "os error N")."""
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        code = e.errno if isinstance(e, OSError) else \
+            int(m.group(1)) if (m := re.search(r"os error (\d+)", str(e))) else None
+        if code not in _USER_FIXABLE:
+            raise
+        raise WriteError(f"cannot write {path}: {_USER_FIXABLE[code]}: free some space or give a "
+                         "writable directory") from None
+
+
 # -- atomic writes ----------------------------------------------------------------------------
+
+@contextmanager
+def atomic_open(path, mode: str = "wb"):
+    """A file to write (``mode`` 'wb', or 'w' for UTF-8 text) that replaces ``path`` when the
+    block succeeds, and vanishes when it fails: a reader never sees half of it."""
+    path = Path(path)
+    with writing(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+                yield f
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
 
 def atomic_write(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` atomically (text as UTF-8)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_json(path, obj) -> Path:
@@ -52,33 +95,83 @@ def atomic_dir(path):
     The swap is two renames (old -> .NAME.old, new -> NAME); a process killed between them
     leaves .NAME.old, which readers that know it (``checkpoint.find_resumable``) still find."""
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_temporaries(directory) -> list[str]:
+    """Delete what interrupted atomic writes left in ``directory`` (``.NAME.tmp-*`` files and
+    directories); never trusted, they are only ever renamed into place when complete. Call it
+    only while no other process writes there (``lock``). Returns the names removed."""
+    removed = []
+    for p in Path(directory).glob(".*.tmp-*"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        removed.append(p.name)
+    return removed
+
+
+# -- one writer per directory -----------------------------------------------------------------
+
+LOCK = ".lock"
+
+
+@contextmanager
+def lock(directory, what: str = "run"):
+    """Hold ``directory``'s lock for the block: a second process that asks for it gets one
+    ``TinyLLMError`` naming the holder. The lock is the operating system's (``flock``), so a
+    process killed with -9 releases it with its last breath; nothing stale is left to clear."""
+    directory = Path(directory)
+    path = directory / LOCK
+    with writing(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 1000).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise TinyLLMError(f"{directory} is in use by another {what} ({holder}): wait for "
+                                   f"it to finish, or choose another directory") from None
+            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break                       # the file we locked is still the lock file
+            os.close(fd)                    # its holder removed it as we opened it: again
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = path.with_name(f".{path.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+        yield
+    finally:
+        os.unlink(path)                     # while still holding it: the next one starts clean
+        os.close(fd)
 
 
 # -- metrics.jsonl ----------------------------------------------------------------------------
 
 def append_metrics(path, row: dict) -> None:
-    """Add one row to a metrics file (a line of JSON; a crash can only lose the last line)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+    """Add one row to a metrics file (a line of JSON; a crash can only lose the last line).
+    Rows are strict JSON: a NaN or infinity in one is a bug, refused here."""
+    line = json.dumps(row, allow_nan=False) + "\n"
+    with writing(path), open(path, "a", encoding="utf-8") as f:
+        f.write(line)
 
 
 def write_metrics(path, rows: list[dict]) -> None:
     """Replace a metrics file with ``rows``, atomically."""
-    atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))
+    atomic_write(path, "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows))
 
 
 def read_metrics(path) -> list[dict]:

@@ -8,12 +8,14 @@ Two encoders give the same ids: ``backend='fast'`` (default) uses the Hugging Fa
 ``tokenizers`` library (Rust, batched, multi-core); ``backend='tinyllm'`` uses tinyllm's own
 from-scratch BPE (``tinyllm.bpe``), which the tests hold equal to it.
 """
+import functools
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
-from .data.sources import EOT, builtin_tokenizer_dir, gpt2_tokenizer_dir
+from .data.documents import open_source
+from .data.sources import EOT, builtin_tokenizer_dir, gpt2_tokenizer_dir, home
 from .errors import TinyLLMError
 from .files import TOKENIZER_FILES, atomic_dir
 
@@ -72,7 +74,7 @@ class Tokenizer:
             return self._impl.decode(ids, skip_special_tokens=False)
         return self._impl.decode(ids)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """A short hash of the vocabulary and merges: equal fingerprints, equal token ids."""
         h = hashlib.sha256()
@@ -116,18 +118,17 @@ def _fast_tokenizer(vocab: dict, merges: list):
     return tok
 
 
-def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast") -> Tokenizer:
+def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast",
+                   text_field: str = "text") -> Tokenizer:
     """The tokenizer a ``--tokenizer`` option names.
 
     - ``'gpt2'``: GPT-2's / GPT-Neo's 50,257 tokens; ``'builtin'``: the 1,024 shipped with tinyllm;
     - a directory holding ``vocab.json`` and ``merges.txt``;
-    - ``'bpe-N'``: a byte-level BPE of N tokens trained on ``train_text`` (a data source
-      ``tinyllm.data.sources.resolve_text`` accepts) with the fast trainer, and cached in
-      ``$TINYLLM_HOME/tokenizers/bpe-N-<key>/``, the key a hash of the text file's path, size and
-      modification time and of N: the same file gives the same tokenizer, without retraining.
+    - ``'bpe-N'``: a byte-level BPE of N tokens trained on ``train_text`` (any data source
+      ``tinyllm.data.open_source`` reads, or a ``Source``) with the fast trainer, and cached in
+      ``$TINYLLM_HOME/tokenizers/bpe-N-<key>/``, the key made from the text's content
+      (``Source.identity``) and N: the same text gives the same tokenizer, without retraining.
     """
-    from .data.sources import home, resolve_text
-
     spec = "gpt2" if spec is None else str(spec)
     if spec in ("gpt2", "builtin"):
         return Tokenizer(spec, backend=backend)
@@ -139,15 +140,13 @@ def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast") -> Token
         if train_text is None:
             raise TinyLLMError(f"tokenizer {spec!r} is trained on the training text: give one "
                                "(--data) or choose gpt2, builtin or a tokenizer directory")
-        path = resolve_text(train_text, "train").resolve()
-        stat = path.stat()
-        key = hashlib.sha256(f"{path}\n{stat.st_size}\n{stat.st_mtime_ns}\n{int(size)}"
-                             .encode("utf-8")).hexdigest()[:16]
+        source = open_source(train_text, split="train", text_field=text_field)
+        key = hashlib.sha256(f"{source.identity()}\n{int(size)}".encode()).hexdigest()[:16]
         directory = home() / "tokenizers" / f"bpe-{int(size)}-{key}"
         if not all((directory / n).is_file() for n in TOKENIZER_FILES):
             from .bpe_train import train_bpe_fast
             with atomic_dir(directory) as tmp:   # a half-written cache entry is never seen
-                train_bpe_fast(path, int(size), out=tmp)
+                train_bpe_fast((piece for piece, _ in source.pieces()), int(size), out=tmp)
         return Tokenizer(directory, backend=backend)
     if Path(spec).expanduser().is_dir():
         return Tokenizer(spec, backend=backend)

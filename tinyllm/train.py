@@ -37,12 +37,12 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .checkpoint import RunState
-from .data.tokens import random_batches, rank_shard, token_byte_lengths
+from .data.tokens import Splits, load_splits, random_batches, rank_shard, token_byte_lengths
 from .device import autocast, check_precision, resolve_device, tokens_on_device
 from .distributed import Dist
 from .errors import TinyLLMError
 from .evaluate import evaluate
-from .files import METRICS, append_metrics, write_metrics
+from .files import METRICS, WriteError, append_metrics, lock, write_metrics
 from .model import GPT
 from .optim import make_optimizer, param_groups, set_lr
 from .plot import plot_metrics
@@ -117,23 +117,61 @@ class Run:
         self.loss_fn = torch.compile(loss_fn) if self.cfg.compile else loss_fn
         self.tokens_per_step = (self.cfg.batch_size * self.cfg.grad_accum
                                 * model.config.context_size * dist.world_size)
-        self._ddp = None
+        self.saved_step = None           # the step of the checkpoint in out_dir/last
 
     def resume(self, path) -> None:
         """Continue from the training checkpoint in ``path`` (weights, optimizer, state, RNG)."""
         self.state = checkpoint.load(checkpoint.find_resumable(path), self.model, self.optimizer)
+        self.saved_step = self.state.step
         self._restore_rng(self.state)
 
-    def start(self) -> None:
-        """Wrap for DistributedDataParallel (which copies rank 0's weights to all) and start the
-        metrics file: a resumed run drops the rows logged after its checkpoint."""
+    @contextlib.contextmanager
+    def writing(self):
+        """For the run's duration: own ``out_dir`` (one run writes a directory at a time), clear
+        what a killed run left there, start the metrics file (a resumed run drops the rows logged
+        after its checkpoint); and wrap for DistributedDataParallel, which copies rank 0's
+        weights to every rank."""
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
             self.loss_fn = DistributedDataParallel(
                 self.loss_fn, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.out_dir is None:
+            yield
+            return
+        with lock(self.out_dir, "training run"), self._saving("the metrics"):
+            checkpoint.tidy(self.out_dir)
             write_metrics(self.out_dir / METRICS, self.state.metrics)
+            yield
+
+    @contextlib.contextmanager
+    def _saving(self, what: str):
+        """A write that fails for want of space or permission: one line that says what is
+        intact and how to go on."""
+        try:
+            yield
+        except WriteError as e:
+            raise TinyLLMError(f"{e} (while saving {what} at step {self.state.step}); "
+                               f"{self._intact()}") from None
+
+    def _intact(self) -> str:
+        out = self.out_dir
+        if self.saved_step is None:
+            return f"no checkpoint of this run was saved yet in {out}"
+        return (f"{out / 'last'} (step {self.saved_step}) is intact: continue with "
+                f"tinyllm train --resume {out}")
+
+    def check(self, loss, norm, lr: float) -> float:
+        """The loss averaged over the ranks (a sync, so only when logging, evaluating or saving),
+        checked: a loss or gradient that is no longer finite stops the run before anything is
+        saved from it."""
+        loss_value = self.dist.mean(loss).item()
+        if not (math.isfinite(loss_value) and math.isfinite(float(norm))):
+            raise TrainingDiverged(
+                f"training diverged by step {self.state.step}: the loss is {loss_value} and the "
+                f"gradient norm {float(norm)}; nothing from it was saved, "
+                f"{self._intact() if self.out_dir is not None else 'nothing was written'}. "
+                f"Try a lower --lr (it was {lr:.3g} at this step) or a longer --warmup")
+        return loss_value
 
     def batches(self, train_tokens):
         """Random packed windows from this rank's shard of the training tokens, forever."""
@@ -157,7 +195,8 @@ class Run:
     def log(self, row: dict) -> None:
         self.state.metrics.append(row)
         if self.out_dir is not None:
-            append_metrics(self.out_dir / METRICS, row)
+            with self._saving("the metrics"):
+                append_metrics(self.out_dir / METRICS, row)
 
     def evaluate(self, val_tokens) -> dict:
         """Held-out loss (and bits per byte), logged; the model is saved when it is the best."""
@@ -166,26 +205,35 @@ class Run:
         result = evaluate(self.model, val_tokens, lengths, batch_size=self.cfg.batch_size,
                           max_batches=self.cfg.eval_batches, precision=self.cfg.precision)
         s = self.state
+        if result["loss"] < s.best_val_loss:
+            s.best_val_loss, s.best_step, s.evals_since_best = result["loss"], s.step, 0
+            if self.out_dir is not None:
+                with self._saving("the best model"):
+                    save_model(self.model, self.out_dir)
+        else:
+            s.evals_since_best += 1
         row = {"step": s.step, "tokens": s.tokens, "val_loss": result["loss"],
                "val_perplexity": result["perplexity"], "elapsed": round(s.elapsed, 3)}
         if self.byte_lengths is not None:
             row["val_bpb"] = result["bits_per_byte"]
+        row["since_best"] = s.evals_since_best
         self.log(row)
-        if result["loss"] < s.best_val_loss:
-            s.best_val_loss = result["loss"]
-            if self.out_dir is not None:
-                save_model(self.model, self.out_dir)
         return row
+
+    def out_of_patience(self) -> bool:
+        return bool(self.cfg.patience) and self.state.evals_since_best >= self.cfg.patience
 
     def save(self) -> None:
         """Write ``out_dir/last`` (every rank takes part: rank 0 gathers their generators)."""
         self.state.rng = self._gather_rng()
         if self.out_dir is None:
             return
-        if not (self.out_dir / "model.safetensors").is_file():   # nothing evaluated yet
-            save_model(self.model, self.out_dir)
-        checkpoint.save(self.out_dir / "last", self.model, self.optimizer, self.state,
-                        self.cfg.to_dict())
+        with self._saving("the checkpoint"):
+            if not (self.out_dir / "model.safetensors").is_file():   # nothing evaluated yet
+                save_model(self.model, self.out_dir)
+            checkpoint.save(self.out_dir / "last", self.model, self.optimizer, self.state,
+                            self.cfg.to_dict())
+        self.saved_step = self.state.step
 
     def finish(self) -> None:
         if self.out_dir is not None:
@@ -239,11 +287,9 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     dist = dist or Dist()
     torch.manual_seed(cfg.seed + dist.rank)   # dropout (the caller seeded the initial weights)
     run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir)
-    cfg, state, main = run.cfg, run.state, run.dist.is_main
     if resume_from is not None:
         run.resume(resume_from)
-        state = run.state
-    run.start()
+    cfg, state, main = run.cfg, run.state, dist.is_main
     batches = batches if batches is not None else run.batches(train_tokens)
     n_train = len(train_tokens.tokens if hasattr(train_tokens, "tokens") else train_tokens)
     total_steps = steps_for(cfg, run.tokens_per_step, n_train)
@@ -254,11 +300,11 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
         return ((total_steps is not None and state.step >= total_steps)
                 or (cfg.max_time is not None and state.elapsed >= cfg.max_time))
 
-    last_eval, stopped = None, None
+    last_eval, stopped, early, loss = None, None, False, None
     window = _Window()                 # steps, tokens and seconds since the last metrics row
     bar = _progress_bar(total_steps, cfg.max_time, state) if progress and main else None
-    with _StopSignals() as stop:
-        while not done() and stopped is None:
+    with run.writing(), _StopSignals() as stop:
+        while not done() and stopped is None and not early:
             t0 = time.perf_counter()
             # schedule -> step
             lr = lr_at(state.step, cfg, decay_steps,
@@ -266,40 +312,57 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
             loss, norm = run.step([next(batches) for _ in range(cfg.grad_accum)], lr)
             seconds = time.perf_counter() - t0
             # rank 0's clock and any rank's Ctrl-C / SIGTERM: all ranks stop at the same step
-            state.elapsed, stopped = run.dist.agree(state.elapsed + seconds, stop.signal)
+            state.elapsed, stopped = dist.agree(state.elapsed + seconds, stop.signal)
             window.add(run.tokens_per_step, seconds)
-            # log: the loss is averaged over the ranks (a sync), so only every log_every steps
-            if cfg.log_every and (state.step % cfg.log_every == 0 or done()):
-                run.log({"step": state.step, "tokens": state.tokens,
-                         "loss": run.dist.mean(loss).item(), "lr": lr, "grad_norm": float(norm),
-                         "tokens_per_s": window.rate(), "elapsed": round(state.elapsed, 3)})
+            log_now = cfg.log_every and (state.step % cfg.log_every == 0 or done())
+            eval_now = (val_tokens is not None and cfg.eval_every
+                        and state.step % cfg.eval_every == 0 and not done())
+            save_now = save_every and state.step % save_every == 0 and not done()
+            if not (log_now or eval_now or save_now):
                 if bar is not None:
-                    bar.set_postfix_str(_postfix(state.metrics[-1]))
+                    bar.update(1 if total_steps is not None else round(state.elapsed) - bar.n)
+                continue
+            loss_value = run.check(loss, norm, lr)   # finite, or the run stops here
+            # log
+            if log_now:
+                run.log({"step": state.step, "tokens": state.tokens, "loss": loss_value, "lr": lr,
+                         "grad_norm": float(norm), "tokens_per_s": window.rate(),
+                         "elapsed": round(state.elapsed, 3)})
                 window = _Window()
             if bar is not None:
+                bar.set_postfix_str(_postfix(state.metrics[-1]) if log_now else bar.postfix)
                 bar.update(1 if total_steps is not None else round(state.elapsed) - bar.n)
             # evaluate (rank 0; its time counts towards the budget)
-            if (val_tokens is not None and cfg.eval_every and state.step % cfg.eval_every == 0
-                    and not done() and main):
-                t1 = time.perf_counter()
-                last_eval = run.evaluate(val_tokens)
-                state.elapsed += time.perf_counter() - t1
-                _report(bar, last_eval, on_eval)
+            if eval_now:
+                if main:
+                    t1 = time.perf_counter()
+                    last_eval = run.evaluate(val_tokens)
+                    state.elapsed += time.perf_counter() - t1
+                    _report(bar, last_eval, on_eval, state)
+                early = dist.from_main(run.out_of_patience())
             # save
-            if save_every and state.step % save_every == 0 and not done():
+            if save_now or early:
                 run.save()
-        if stopped is None and val_tokens is not None and main \
+        if loss is not None and stopped is None:
+            run.check(loss, norm, lr)
+        if stopped is None and not early and val_tokens is not None and main \
                 and (last_eval is None or last_eval["step"] != state.step):
             last_eval = run.evaluate(val_tokens)
-            _report(None, last_eval, on_eval)
-        run.save()
+            _report(None, last_eval, on_eval, state)
+        if run.saved_step != state.step:
+            run.save()
     if bar is not None:
         bar.close()
     run.finish()
     return {"steps": state.step, "tokens": state.tokens, "seconds": state.elapsed,
             "total_steps": total_steps, "signal": stopped, "final": last_eval,
+            "stopped_early": early, "best_step": state.best_step,
             "best_val_loss": None if math.isinf(state.best_val_loss) else state.best_val_loss,
             "out_dir": str(out_dir) if out_dir is not None else None, "metrics": state.metrics}
+
+
+class TrainingDiverged(TinyLLMError):
+    """The loss or the gradient stopped being finite; nothing from then on was saved."""
 
 
 class _Window:
@@ -326,10 +389,15 @@ def _postfix(row: dict) -> str:
     return f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s"
 
 
-def _report(bar, row: dict, on_eval) -> None:
+def _report(bar, row: dict, on_eval, state: RunState) -> None:
     if bar is not None:
         bpb = f", {row['val_bpb']:.4f} bits/byte" if "val_bpb" in row else ""
-        bar.write(f"step {row['step']}: val loss {row['val_loss']:.4f}{bpb}")
+        line = f"step {row['step']}: val loss {row['val_loss']:.4f}{bpb}"
+        if row["since_best"] >= 2:
+            line += (f" — no better than step {state.best_step} ({state.best_val_loss:.4f}) for "
+                     f"{row['since_best']} evaluations: the model is overfitting (the best one "
+                     "is kept)")
+        bar.write(line)
     if on_eval is not None:
         on_eval(row)
 
@@ -363,8 +431,8 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
           progress: bool = False, on_start=None) -> dict:
     """Run ``cfg``: its tokenizer (trained when it is a ``bpe-N``), its data, a new model
     seeded with ``cfg.seed`` — or, with ``resume_from``, the checkpoint's model — then ``fit``
-    into ``out_dir``. ``on_start(model, train_tokens, val_tokens, cfg, device, dist)`` is called
-    before the first step (the CLI prints what is about to happen). Returns ``fit``'s summary."""
+    into ``out_dir``. ``on_start(model, splits, cfg, device, dist)`` is called before the first
+    step (the CLI prints what is about to happen). Returns ``fit``'s summary."""
     dist = dist or Dist()
     device = dist.device_for(resolve_device(cfg.device))
     cfg = cfg.resolve(device)
@@ -372,33 +440,22 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
         model = GPT.from_pretrained(checkpoint.find_resumable(resume_from))
     else:
         with dist.local_main_first():      # one process trains a bpe-N, the others read it
-            tokenizer = load_tokenizer(cfg.tokenizer, cfg.data)
+            tokenizer = load_tokenizer(cfg.tokenizer, cfg.data, text_field=cfg.text_field)
         torch.manual_seed(cfg.seed)        # the model's initial weights
         model = GPT(tokenizer, cfg.model)
     with dist.local_main_first():          # one process writes the token cache
-        train_tokens, val_tokens = load_data(cfg.data, model.tokenizer, cfg.val_fraction)
+        splits = run_splits(cfg, model.tokenizer)
     if on_start is not None:
-        on_start(model, train_tokens, val_tokens, cfg, device, dist)
-    return fit(model, train_tokens, val_tokens, cfg, byte_lengths=token_byte_lengths(model.tokenizer),
-               out_dir=out_dir, resume_from=resume_from, dist=dist, progress=progress)
+        on_start(model, splits, cfg, device, dist)
+    return fit(model, splits.train, splits.validation, cfg,
+               byte_lengths=token_byte_lengths(model.tokenizer), out_dir=out_dir,
+               resume_from=resume_from, dist=dist, progress=progress)
 
 
-def load_data(data, tokenizer, val_fraction: float):
-    """(train, validation) token spans of a data source."""
-    from .data.sources import resolve_text, tinystories_path
-    from .data.tokens import prepare
-    if data == "tinystories":
-        return (prepare(tinystories_path("train"), tokenizer).span(),
-                prepare(tinystories_path("validation"), tokenizer).span())
-    path = Path(data).expanduser() if data != "sample" else None
-    if path is not None and path.is_dir() and (path / "validation.txt").is_file():
-        return (prepare(resolve_text(data, "train"), tokenizer).span(),
-                prepare(path / "validation.txt", tokenizer).span())
-    token_file = prepare(resolve_text(data, "train"), tokenizer)
-    if token_file.num_stories < 2:
-        raise TinyLLMError(f"{data} holds a single story: training needs at least two, one of them "
-                           "held out for validation (separate stories with <|endoftext|> lines)")
-    return token_file.split(val_fraction)
+def run_splits(cfg: TrainConfig, tokenizer) -> Splits:
+    """The train and validation tokens of ``cfg``'s data (``tinyllm.data.tokens.load_splits``)."""
+    return load_splits(cfg.data, tokenizer, val_data=cfg.val_data, val_fraction=cfg.val_fraction,
+                       text_field=cfg.text_field)
 
 
 def new_run_dir(out) -> Path:
@@ -454,5 +511,5 @@ class Trainer:
             torch.save(self.model.state_dict(), f"./{epoch + 1}.torch")
 
 
-__all__ = ["Trainer", "TrainConfig", "Run", "fit", "train", "lr_at", "param_groups",
-           "optimizer_step", "resolve_device", "steps_for", "LossModule", "load_data"]
+__all__ = ["Trainer", "TrainConfig", "Run", "TrainingDiverged", "fit", "train", "lr_at", "param_groups",
+           "optimizer_step", "resolve_device", "steps_for", "LossModule", "run_splits"]

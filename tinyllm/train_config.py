@@ -42,15 +42,23 @@ DATA, BUDGET, MODEL, OPTIMIZATION, EVALUATION = (
 @dataclass
 class TrainConfig:
     # -- data
-    data: str = option("sample", metavar="SOURCE", help= "'sample' (the built-in corpus), 'tinystories' (its train and "
-                                 "validation splits), a text file (stories separated by "
-                                 "<|endoftext|> lines) or a directory with train.txt [and "
-                                 "validation.txt]", group=DATA)
-    tokenizer: str | None = option(None, metavar="SPEC", help="gpt2, builtin, bpe-N (trained on --data) or a directory "
-                                         "with vocab.json and merges.txt (default: builtin for "
-                                         "sample, else bpe-4096)", group=DATA, fixed=True)
-    val_fraction: float = option(0.05, metavar="F", help="last fraction of the stories held out for validation when "
-                                       "--data has no validation split", group=DATA)
+    data: str = option("sample", metavar="SOURCE", group=DATA, help=(
+        "what to train on: a text file (.txt, .md, any UTF-8: documents separated by "
+        "<|endoftext|>, else the whole file is one document), a JSONL, JSON or Parquet file "
+        "(.gz, .xz, .zst too), a folder (every file in it; train.* and validation.* there are "
+        "its splits), a glob ('data/*.jsonl.gz'), hf:NAME[:CONFIG] (a Hugging Face dataset), "
+        "'sample' (the built-in corpus) or 'tinystories'"))
+    val_data: str | None = option(None, metavar="SOURCE", group=DATA, help=(
+        "text to validate on (default: --data's own validation split, else the held-out "
+        "--val-fraction of it)"))
+    val_fraction: float = option(0.05, metavar="F", group=DATA, help=(
+        "the part of --data held out for validation when it has no validation split: the last "
+        "F of its documents, or of a single document's text, cut at a line"))
+    text_field: str = option("text", metavar="NAME", group=DATA, help=(
+        "the JSON field or the Parquet / dataset column that holds the text"))
+    tokenizer: str | None = option(None, metavar="SPEC", group=DATA, fixed=True, help=(
+        "gpt2, builtin, bpe-N (trained on --data) or a directory with vocab.json and merges.txt "
+        "(default: builtin for sample, else bpe-4096)"))
     # -- the model
     model: Config = option(default_factory=default_model, group=MODEL, fixed=True)
     # -- budget: training stops at the first one reached
@@ -63,20 +71,21 @@ class TrainConfig:
     max_time: float | None = option(None, "seconds of training, evaluation included",
                                     metavar="SECONDS", group=BUDGET, budget=True)
     # -- optimization: tokens per step = batch_size × grad_accum × context × processes
-    batch_size: int | None = option(None, metavar="B", help="sequences per micro-batch, per process (default 16 on "
-                                          "a CPU, 128 on CUDA)", group=OPTIMIZATION)
-    grad_accum: int = option(1, metavar="K", help="micro-batches whose gradients add up to one optimizer step",
-                             group=OPTIMIZATION)
-    optimizer: str = option("muon", "muon: Muon for the blocks' weight matrices and AdamW for the "
-                                    "rest; adamw; adam (the brief's, no decoupled decay)",
+    batch_size: int | None = option(None, "sequences per micro-batch, per process (default 16 "
+                                          "on a CPU, 128 on CUDA)", metavar="B",
+                                    group=OPTIMIZATION)
+    grad_accum: int = option(1, "micro-batches whose gradients add up to one optimizer step",
+                             metavar="K", group=OPTIMIZATION)
+    optimizer: str = option("muon", "muon: Muon for the blocks' weight matrices and AdamW for "
+                                    "the rest; adamw; adam (the brief's, no decoupled decay)",
                             choices=OPTIMIZERS, group=OPTIMIZATION, fixed=True)
     lr: float = option(3e-3, "peak learning rate", group=OPTIMIZATION)
     min_lr: float | None = option(None, "learning rate at the end of the decay (default lr/10)",
                                   group=OPTIMIZATION)
     warmup_steps: int = option(20, "steps of linear warmup", flag="--warmup", metavar="STEPS",
                                group=OPTIMIZATION)
-    decay_steps: int | None = option(None, metavar="STEPS", help="length of warmup + decay (default: the step budget)",
-                                     group=OPTIMIZATION)
+    decay_steps: int | None = option(None, "length of warmup + decay (default: the step budget)",
+                                     metavar="STEPS", group=OPTIMIZATION)
     schedule: str = option("cosine", "the learning rate after warmup", choices=SCHEDULES,
                            group=OPTIMIZATION)
     weight_decay: float = option(2.0, "decay of the weight matrices (not embeddings, biases, "
@@ -87,13 +96,16 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the model and loss (slow to start)",
                            group=OPTIMIZATION)
     # -- evaluation, logging, checkpoints, hardware
-    eval_every: int = option(200, metavar="N", help="steps between validation runs; 0: only at the end",
-                             group=EVALUATION)
-    eval_batches: int = option(20, metavar="N", help="validation batches per evaluation; 0: all of it",
-                               aliases=("--eval-steps",), group=EVALUATION)
-    log_every: int = option(10, metavar="N", help="steps between metrics rows", group=EVALUATION)
-    save_every: int | None = option(None, metavar="N", help="steps between checkpoints (default: --eval-every)",
-                                    group=EVALUATION)
+    eval_every: int = option(200, "steps between validation runs; 0: only at the end",
+                             metavar="N", group=EVALUATION)
+    eval_batches: int = option(20, "validation batches per evaluation; 0: all of it",
+                               metavar="N", aliases=("--eval-steps",), group=EVALUATION)
+    patience: int = option(5, "stop when this many evaluations in a row found no better "
+                              "validation loss (the best model is kept anyway: what follows "
+                              "only overfits); 0: never", metavar="N", group=EVALUATION)
+    log_every: int = option(10, "steps between metrics rows", metavar="N", group=EVALUATION)
+    save_every: int | None = option(None, "steps between checkpoints (default: --eval-every)",
+                                    metavar="N", group=EVALUATION)
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:N or mps",
                          group=EVALUATION)
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
@@ -123,7 +135,7 @@ class TrainConfig:
             raise TinyLLMError(f"--min-lr must lie between 0 and --lr ({self.lr}), got {self.min_lr}")
         if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
             raise TinyLLMError("warmup steps, clip and weight decay must not be negative")
-        for name in ("eval_every", "eval_batches", "log_every"):
+        for name in ("eval_every", "eval_batches", "log_every", "patience"):
             if getattr(self, name) < 0:
                 raise TinyLLMError(f"{_flag(name)} must be 0 or more, got {getattr(self, name)}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),

@@ -12,13 +12,13 @@ downloaded once from the Hugging Face hub (``EleutherAI/gpt-neo-125M`` for the t
 error says what was tried and where to put the files.
 """
 import os
-import shutil
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import TinyLLMError
+from ..files import atomic_open, atomic_write
 
 EOT = "<|endoftext|>"
+
 TOKENIZER_REPO = "EleutherAI/gpt-neo-125M"
 TINYSTORIES_REPO = "roneneldan/TinyStories"
 SPLITS = ("train", "validation")
@@ -51,7 +51,7 @@ def gpt2_tokenizer_dir() -> Path:
         target.mkdir(parents=True, exist_ok=True)
         for n in names:
             downloaded = hf_hub_download(TOKENIZER_REPO, n)
-            _atomic_copy(Path(downloaded), target / n)
+            atomic_write(target / n, Path(downloaded).read_bytes())
     except Exception as e:  # no network, no hub, no permission: say what to do
         raise TinyLLMError(
             f"GPT-2 tokenizer files not found in {target} and the download from the Hugging Face "
@@ -71,76 +71,12 @@ def tinystories_path(split: str = "validation") -> Path:
         from datasets import load_dataset
         stories = load_dataset(TINYSTORIES_REPO, split=split)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".txt.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(path, "w") as f:
             for row in stories:
                 f.write(row["text"].strip() + f"\n{EOT}\n")
-        os.replace(tmp, path)
     except Exception as e:
         raise TinyLLMError(
             f"TinyStories {split} split not found at {path} and the download from the Hugging Face "
             f"hub ({TINYSTORIES_REPO}) failed ({type(e).__name__}); put the stories there, "
             f"separated by lines holding {EOT} (or set TINYLLM_HOME), or pass a file path") from None
     return path
-
-
-def resolve_text(source, split: str = "validation") -> Path:
-    """The text file behind a data source: 'sample', 'tinystories', a file, or a directory
-    holding ``{split}.txt``."""
-    if source in (None, "tinystories"):
-        return tinystories_path(split)
-    if source == "sample":
-        return sample_corpus_path()
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for name in (f"{split}.txt", "validation.txt" if split != "train" else "train.txt"):
-            if (path / name).is_file():
-                return path / name
-        raise TinyLLMError(f"no {split}.txt in directory {path}: put the {split} stories there, "
-                           f"separated by lines holding {EOT}")
-    if not path.is_file():
-        raise TinyLLMError(f"data file {path} does not exist: give an existing text file, a "
-                           "directory with train.txt/validation.txt, 'sample' or 'tinystories'")
-    return path
-
-
-def iter_stories(path) -> Iterator[str]:
-    """Stream the stories of a text file whose stories are separated by ``<|endoftext|>`` lines.
-
-    A file with no separator is one story. Leading/trailing whitespace is stripped and empty
-    stories are skipped. Memory stays bounded by the longest story."""
-    lines: list[str] = []
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for line in f:
-            if line.strip() == EOT:
-                story = "".join(lines).strip()
-                if story:
-                    yield story
-                lines = []
-            else:
-                lines.append(line)
-    story = "".join(lines).strip()
-    if story:
-        yield story
-
-
-def read_stories(path) -> list[str]:
-    """All stories of a file (see ``iter_stories``), with clear errors for unusable files."""
-    path = Path(path)
-    if not path.is_file():
-        raise TinyLLMError(f"data file {path} does not exist")
-    try:
-        stories = list(iter_stories(path))
-    except UnicodeDecodeError as e:
-        raise TinyLLMError(f"data file {path} is not UTF-8 text (bad byte at offset {e.start}): "
-                           "convert it to UTF-8") from None
-    if not stories:
-        raise TinyLLMError(f"data file {path} holds no stories (it is empty or only separators): "
-                           f"give a text file with stories separated by lines holding {EOT}")
-    return stories
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

@@ -1,24 +1,36 @@
-"""Token files: a text file tokenized once, stored flat on disk, and reused.
+"""Token files: a data source tokenized once, stored flat on disk, and reused.
 
-``prepare(text_path, tokenizer)`` streams the stories of a text file (``iter_stories``),
-encodes them in batches with the tokenizer's fast batched backend (the Rust ``tokenizers``
-library spreads a batch over the CPU cores), and appends the ids to one flat file:
+``prepare(source, tokenizer)`` streams the pieces of a ``Source`` (``tinyllm.data.documents``:
+any file, folder, glob or dataset), encodes them in batches with the tokenizer's fast batched
+backend (the Rust ``tokenizers`` library spreads a batch over the CPU cores), and appends the
+ids to one flat file, an eos after each document:
 
-    tokens.bin = s1 eos s2 eos s3 eos ...        (uint16 when vocab_size <= 65536, else uint32)
+    tokens.bin     = d1 eos d2 eos d3 eos ...   (uint16 when vocab_size <= 65536, else uint32)
+    documents.bin  = int64 (num_documents, 2): [token offset, byte offset] where each starts
+    pieces.bin     = int64 (num_pieces, 3):    [token offset, byte offset, starts a line (0/1)]
+    meta.json      = source (name, origin, identity), tokenizer fingerprint, counts
 
-next to ``story_starts.npy`` (token offset of each story), ``byte_starts.npy`` (UTF-8 byte
-offset of each story, eos counted as one byte) and ``meta.json`` (source, tokenizer
-fingerprint, counts). Memory stays bounded by one batch of stories, not by the corpus. The
-directory is written under a temporary name and renamed into place when complete, so an
-interrupted run never leaves a half-written cache behind.
+Byte offsets count the UTF-8 bytes of the text, eos counted as one byte. A piece is at most
+``PIECE_CHARS`` characters and ends at a line end where it can, so ``pieces.bin`` says where a
+held-out tail can start when there are too few documents to hold some out. Memory stays
+bounded by one batch of pieces, not by the corpus nor by its longest document. The directory
+is written under a temporary name and renamed into place when complete, so an interrupted run
+never leaves an entry a later run trusts; temporaries left by dead processes are removed the
+next time ``prepare`` runs.
 
-The cache key is (resolved source path, size, mtime, tokenizer fingerprint): editing the text
-or changing the tokenizer prepares the file again; anything else reuses it. Files are read
-back as ``np.memmap``, so a 1 GB token file costs no RAM until it is read.
+The cache key is (source identity, tokenizer fingerprint, format version). The identity is
+made from the content (``Source.identity``): editing a file prepares it again; the same bytes
+under another name or path reuse the entry. Files are read back as
+``np.memmap``, so a 1 GB token file costs no RAM until it is read.
+
+Which text is held out (``load_splits``): ``val_data`` if given, else the source's own
+validation split, else ``TokenFile.holdout(val_fraction)``: the last ceil(f * n) of n >= 2
+documents, or for a single document a contiguous tail of about f of its bytes, cut where a
+piece starts (at a line end where there is one near).
 
 Training draws packed windows from the token stream (``random_batches``): a window of
 ``block_size + 1`` tokens at a random offset gives ``block_size`` next-token predictions,
-across story boundaries (the eos between stories teaches the model where a story ends).
+across document boundaries (the eos between documents teaches the model where one ends).
 Evaluation walks the stream once, in order (``eval_batches``). Bits per byte of a span:
 
     bpb = (sum over predicted targets of the loss in nats) / ln 2 / sum(token_byte_lengths[targets])
@@ -28,10 +40,12 @@ import itertools
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -40,42 +54,58 @@ import torch
 
 from ..bpe import bytes_to_unicode
 from ..errors import TinyLLMError
-from .sources import home, iter_stories
+from . import documents
+from .documents import EOT, Source, open_source
+from .sources import home
 
-VERSION = 1
-BATCH_STORIES = 2048   # stories encoded per call of encode_batch: bounds the memory used
+VERSION = 2
+BATCH_CHARS = 1 << 20          # characters of text per encode_batch call: bounds the memory used
+STALE_TEMPORARY_SECONDS = 24 * 3600
 
 
 @dataclass
 class TokenSpan:
     """A contiguous run of the token stream and the number of text bytes it encodes."""
-    tokens: np.ndarray   # 1-D view of the memmap (no copy)
-    num_bytes: int       # UTF-8 bytes of the text these tokens encode (eos counted as 1 byte)
+    tokens: np.ndarray       # 1-D view of the memmap (no copy)
+    num_bytes: int           # UTF-8 bytes of the text these tokens encode (eos counted as 1 byte)
+    num_documents: int = 0   # documents with text in the span (one cut in two counts on both sides)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
 
 class TokenFile:
-    """One prepared text file: its token stream, where each story starts, and its metadata."""
+    """One prepared source: its token stream, where each document and piece starts, its meta."""
 
     def __init__(self, directory):
         self.directory = Path(directory)
         self.meta: dict = json.loads((self.directory / "meta.json").read_text("utf-8"))
         self.tokens: np.ndarray = np.memmap(self.directory / "tokens.bin",
                                             dtype=np.dtype(self.meta["dtype"]), mode="r")
-        self.story_starts: np.ndarray = np.load(self.directory / "story_starts.npy",
-                                                mmap_mode="r", allow_pickle=False)
-        self._byte_starts: np.ndarray = np.load(self.directory / "byte_starts.npy",
-                                                mmap_mode="r", allow_pickle=False)
+        documents = np.memmap(self.directory / "documents.bin", dtype=np.int64, mode="r")
+        pieces = np.memmap(self.directory / "pieces.bin", dtype=np.int64, mode="r")
+        documents, pieces = documents.reshape(-1, 2), pieces.reshape(-1, 3)
+        self.document_starts: np.ndarray = documents[:, 0]       # token offsets
+        self.document_byte_starts: np.ndarray = documents[:, 1]  # byte offsets
+        self.piece_starts: np.ndarray = pieces[:, 0]
+        self.piece_byte_starts: np.ndarray = pieces[:, 1]
+        self.piece_starts_line: np.ndarray = pieces[:, 2]        # 1 where a line starts
+
+    @property
+    def name(self) -> str:
+        return self.meta["source"]["name"]
 
     @property
     def num_tokens(self) -> int:
         return int(self.meta["num_tokens"])
 
     @property
-    def num_stories(self) -> int:
-        return int(self.meta["num_stories"])
+    def num_documents(self) -> int:
+        return int(self.meta["num_documents"])
+
+    @property
+    def num_pieces(self) -> int:
+        return int(self.meta["num_pieces"])
 
     @property
     def num_bytes(self) -> int:
@@ -83,28 +113,124 @@ class TokenFile:
 
     def span(self) -> TokenSpan:
         """The whole file."""
-        return TokenSpan(self.tokens, self.num_bytes)
+        return TokenSpan(self.tokens, self.num_bytes, self.num_documents)
 
     def split(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan]:
-        """(train, val) by whole stories: the last ``ceil(val_fraction * num_stories)`` stories
-        are the validation span."""
+        """(train, validation): see ``holdout``."""
+        train, validation, _ = self.holdout(val_fraction)
+        return train, validation
+
+    def holdout(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan, str]:
+        """(train, validation, how it was cut, in words). With two documents or more, the
+        validation span is the last ``ceil(val_fraction * num_documents)`` documents; a single
+        document (a book, notes) is cut where a piece starts, nearest to ``(1 - val_fraction)``
+        of its bytes, so that about ``val_fraction`` of the text is held out: at the start of a
+        line if one is within about four pieces of the nearest piece start, else between words
+        (in a line of thousands of characters)."""
         if not 0 < val_fraction < 1:
             raise TinyLLMError(f"val_fraction must be between 0 and 1 (exclusive), "
                                f"got {val_fraction}")
-        n_val = math.ceil(val_fraction * self.num_stories)
-        n_train = self.num_stories - n_val
-        if n_train < 1:
-            raise TinyLLMError(
-                f"cannot split {self.num_stories} stories into train and validation with "
-                f"val_fraction {val_fraction}: give more stories or a smaller val_fraction")
-        t = int(self.story_starts[n_train])
-        b = int(self._byte_starts[n_train])
-        return (TokenSpan(self.tokens[:t], b),
-                TokenSpan(self.tokens[t:], self.num_bytes - b))
+        n = self.num_documents
+        if n >= 2:
+            n_val = math.ceil(val_fraction * n)
+            n_train = n - n_val
+            if n_train < 1:
+                raise TinyLLMError(
+                    f"cannot split the {n} documents of {self.name} into train and validation "
+                    f"with val_fraction {val_fraction}: give more documents or a smaller "
+                    "val_fraction")
+            t = int(self.document_starts[n_train])
+            b = int(self.document_byte_starts[n_train])
+            docs_train, docs_val = n_train, n_val
+            how = (f"the last {n_val:,} of {n:,} documents of {self.name} "
+                   f"({100 * (self.num_bytes - b) / self.num_bytes:.1f} % of the bytes)")
+        else:   # the tail starts where a piece does (not the first), at a line if one is near
+            if self.num_pieces < 2:
+                raise TinyLLMError(
+                    f"{self.name} is one document of {self.num_bytes:,} bytes, too short to hold "
+                    f"out a part of it: give more text, or validation data (--val-data)")
+            target = (1 - val_fraction) * self.num_bytes
+            starts = np.asarray(self.piece_byte_starts[1:])
+            nearest = 1 + int(np.argmin(np.abs(starts - target)))
+            at_line = np.flatnonzero(self.piece_starts_line[1:]) + 1
+            if len(at_line):
+                line = at_line[int(np.argmin(np.abs(starts[at_line - 1] - target)))]
+                slack = 4 * documents.PIECE_CHARS   # about 4 pieces of text, in bytes
+                if abs(starts[line - 1] - target) <= abs(starts[nearest - 1] - target) + slack:
+                    nearest = int(line)
+            t, b = int(self.piece_starts[nearest]), int(self.piece_byte_starts[nearest])
+            docs_train = docs_val = 1
+            cut = "at a line end" if self.piece_starts_line[nearest] else "between words"
+            how = (f"the last {100 * (self.num_bytes - b) / self.num_bytes:.1f} % of the bytes "
+                   f"of {self.name}, cut {cut}")
+        return (TokenSpan(self.tokens[:t], b, docs_train),
+                TokenSpan(self.tokens[t:], self.num_bytes - b, docs_val), how)
 
     def __repr__(self) -> str:
-        return (f"TokenFile({str(self.directory)!r}, num_stories={self.num_stories}, "
+        return (f"TokenFile({str(self.directory)!r}, num_documents={self.num_documents}, "
                 f"num_tokens={self.num_tokens}, dtype={self.meta['dtype']})")
+
+
+# ----------------------------------------------------------------------------- train/validation
+
+@dataclass
+class Splits:
+    """The token spans a run trains and validates on, and where the validation comes from."""
+    train: TokenSpan
+    validation: TokenSpan
+    how: str                                     # e.g. "the last 5.0 % of the bytes of x.txt, ..."
+    token_files: list = field(default_factory=list)   # the TokenFiles the spans come from
+
+
+def load_splits(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
+                text_field: str = "text", cache_dir=None,
+                progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Splits:
+    """Decide train and validation for a run, the same way for the CLI and for Python.
+
+    ``data`` (and ``val_data``): anything ``open_source`` takes, or a ``Source``. The
+    validation is ``val_data`` if given; else the source's own validation split (TinyStories,
+    a folder with train.* and validation.*, a Hugging Face dataset's validation split); else
+    the held-out ``val_fraction`` of ``data`` (``TokenFile.holdout``)."""
+    source = open_source(data, split="train", text_field=text_field)
+    validation = (open_source(val_data, split="validation", text_field=text_field)
+                  if val_data is not None else source.validation())
+    train_file = prepare(source, tokenizer, cache_dir, progress)
+    if validation is None:
+        train, held_out, how = train_file.holdout(val_fraction)
+        return Splits(train, held_out, how, [train_file])
+    val_file = prepare(validation, tokenizer, cache_dir, progress)
+    how = (f"{validation.name} (the validation data given)" if val_data is not None
+           else f"{validation.name}, the validation split of the data")
+    return Splits(train_file.span(), val_file.span(), how, [train_file, val_file])
+
+
+def describe(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
+             text_field: str = "text", cache_dir=None, progress=None,
+             first_chars: int = 500) -> dict:
+    """What a run on ``data`` would read, for "is my data read correctly?" (same options as
+    ``load_splits``): documents, bytes and tokens in all and per side, how the validation is
+    chosen, and the start of the first document. Prepares (and caches) the tokens."""
+    source = open_source(data, split="train", text_field=text_field)
+    splits = load_splits(source, tokenizer, val_data=val_data, val_fraction=val_fraction,
+                         text_field=text_field, cache_dir=cache_dir, progress=progress)
+
+    def side(span: TokenSpan) -> dict:
+        return {"documents": span.num_documents, "tokens": len(span), "bytes": span.num_bytes}
+
+    first: list[str] = []
+    for piece, ends_document in source.pieces():
+        first.append(piece)
+        if ends_document or sum(map(len, first)) >= first_chars:
+            break
+    return {"source": source.name,
+            "documents": sum(f.num_documents for f in splits.token_files),
+            "bytes": sum(f.num_bytes for f in splits.token_files),
+            "tokens": sum(f.num_tokens for f in splits.token_files),
+            "tokenizer": {"path": str(getattr(tokenizer, "path", "")),
+                          "vocab_size": tokenizer.vocab_size},
+            "train": side(splits.train),
+            "validation": {**side(splits.validation), "how": splits.how},
+            "first_document": "".join(first)[:first_chars]}
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -114,119 +240,207 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 2 ** 16 else np.dtype(np.uint32)
 
 
-def _source_info(path: Path) -> dict:
-    st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _cache_key(source: dict, fingerprint: str) -> str:
-    h = hashlib.sha256(json.dumps([VERSION, source, fingerprint]).encode("utf-8"))
+def _cache_key(identity: str, fingerprint: str) -> str:
+    h = hashlib.sha256(json.dumps([VERSION, identity, fingerprint]).encode("utf-8"))
     return h.hexdigest()[:16]
 
 
-def _is_valid(directory: Path, source: dict, fingerprint: str) -> bool:
+def _is_valid(directory: Path, identity: str, fingerprint: str) -> bool:
     try:
         meta = json.loads((directory / "meta.json").read_text("utf-8"))
-        size = (directory / "tokens.bin").stat().st_size
-        return (meta.get("version") == VERSION and meta.get("source") == source
+        sizes = {name: (directory / name).stat().st_size
+                 for name in ("tokens.bin", "documents.bin", "pieces.bin")}
+        return (meta.get("version") == VERSION
+                and meta.get("source", {}).get("identity") == identity
                 and meta.get("tokenizer", {}).get("fingerprint") == fingerprint
-                and size == meta["num_tokens"] * np.dtype(meta["dtype"]).itemsize
-                and (directory / "story_starts.npy").is_file()
-                and (directory / "byte_starts.npy").is_file())
+                and sizes["tokens.bin"] == meta["num_tokens"] * np.dtype(meta["dtype"]).itemsize
+                and sizes["documents.bin"] == meta["num_documents"] * 16
+                and sizes["pieces.bin"] == meta["num_pieces"] * 24)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
-def prepare(text_path, tokenizer, cache_dir=None,
-            progress: Optional[Callable[[int, int], None]] = None) -> TokenFile:
-    """Tokenize ``text_path`` once (or reuse the cache) and return its ``TokenFile``.
+def prepare(source, tokenizer, cache_dir=None,
+            progress: Optional[Callable[[int, Optional[int]], None]] = None) -> TokenFile:
+    """Tokenize ``source`` once (or reuse the cache) and return its ``TokenFile``.
 
-    The cache is ``cache_dir/<name>-<key>/`` (default ``cache_dir``: ``$TINYLLM_HOME/tokens``),
-    keyed on the resolved source path, its size and mtime, and ``tokenizer.fingerprint``.
-    ``progress(done, total)``, if given, is called after each batch with about how many bytes
-    of the file are tokenized so far (e.g. to drive a progress bar)."""
-    path = Path(text_path).expanduser()
-    if not path.is_file():
-        raise TinyLLMError(f"data file {path} does not exist: give an existing text file "
-                           "with stories separated by lines holding <|endoftext|>")
-    path = path.resolve()
-    source = _source_info(path)
-    if source["size"] == 0:
-        raise TinyLLMError(f"data file {path} is empty: give a text file with stories "
-                           "separated by lines holding <|endoftext|>")
+    ``source``: a ``Source``, or anything ``open_source`` takes (a path, 'sample', ...). The
+    cache is ``cache_dir/<name>-<key>/`` (default ``cache_dir``: ``$TINYLLM_HOME/tokens``), the
+    key made of the source's identity and ``tokenizer.fingerprint``. ``progress(done, total)``,
+    if given, is called after each batch with how many bytes of the source's files are read
+    (``total`` None when unknown, e.g. a hub dataset: ``done`` is then bytes of text)."""
+    source = open_source(source)
+    identity = source.identity()
     fingerprint = tokenizer.fingerprint
     root = Path(cache_dir).expanduser() if cache_dir is not None else home() / "tokens"
-    target = root / f"{path.stem}-{_cache_key(source, fingerprint)}"
-    if _is_valid(target, source, fingerprint):
-        return TokenFile(target)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source.name).strip("_.")[:48] or "data"
+    key = _cache_key(identity, fingerprint)
+    target = root / f"{slug}-{key}"
+    if root.is_dir():
+        remove_dead_temporaries(root)
+        for entry in [target, *sorted(root.glob(f"*-{key}"))]:   # maybe under another name
+            if _is_valid(entry, identity, fingerprint):
+                return TokenFile(entry)
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = root / f".{target.name}.tmp-{os.getpid()}-{_host()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        meta = _tokenize(path, tokenizer, tmp, progress, source["size"])
+        meta = _tokenize(source, tokenizer, tmp, progress)
         tokenizer_info = {"fingerprint": fingerprint, "path": str(getattr(tokenizer, "path", ""))}
-        meta.update(version=VERSION, source=source, tokenizer=tokenizer_info)
+        meta.update(version=VERSION, tokenizer=tokenizer_info,
+                    source={"name": source.name, "origin": source.origin,
+                            "identity": identity, "size": source.size})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if _is_valid(target, source, fingerprint):   # another process (a DDP rank) won
+        if _is_valid(target, identity, fingerprint):   # another process (a DDP rank) won
             return TokenFile(target)
-        shutil.rmtree(target, ignore_errors=True)    # a damaged entry under the same key
+        shutil.rmtree(target, ignore_errors=True)      # a damaged entry under the same key
         try:
-            os.replace(tmp, target)                  # atomic: readers see all or nothing
-        except OSError:                              # another process renamed its copy first
-            if not _is_valid(target, source, fingerprint):
+            os.replace(tmp, target)                    # atomic: readers see all or nothing
+        except OSError:                                # another process renamed its copy first
+            if not _is_valid(target, identity, fingerprint):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _remove_stale(root, target, source, fingerprint)
+    _remove_stale(root, target, source.origin, fingerprint)
     return TokenFile(target)
 
 
-def _tokenize(path: Path, tokenizer, out: Path, progress=None, size: int = 0) -> dict:
-    """Stream the stories of ``path`` into ``out/tokens.bin`` (+ story and byte offsets)."""
-    dtype = token_dtype(tokenizer.vocab_size)
-    eos = tokenizer.eos_token_id
-    story_starts, byte_starts = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
-    num_tokens = num_bytes = num_stories = 0
+class _TokenWriter:
+    """Appends encoded pieces to tokens.bin, documents.bin and pieces.bin."""
+
+    def __init__(self, out: Path, tokenizer):
+        self.tokenizer = tokenizer
+        self.dtype = token_dtype(tokenizer.vocab_size)
+        self.eos = tokenizer.eos_token_id
+        self.files = [open(out / name, "wb") for name in ("tokens.bin", "documents.bin",
+                                                          "pieces.bin")]
+        self.num_tokens = self.num_bytes = self.num_documents = self.num_pieces = 0
+        self.at_document_start = True
+
+    def write(self, pieces: list[str], ends: list[bool]) -> None:
+        """Encode a batch of pieces (``ends[i]``: piece i ends its document) and append it."""
+        ids = self.tokenizer.encode_batch(pieces)
+        ends_ = np.array(ends, dtype=np.int64)
+        n_tokens = np.fromiter(map(len, ids), np.int64, len(ids)) + ends_     # + eos
+        n_bytes = np.fromiter((len(p) if p.isascii() else len(p.encode("utf-8")) for p in pieces),
+                              np.int64, len(pieces)) + ends_
+        for row, end in zip(ids, ends):
+            if end:
+                row.append(self.eos)
+        total = int(n_tokens.sum())
+        try:
+            flat = np.fromiter(itertools.chain.from_iterable(ids), self.dtype, total)
+        except OverflowError:
+            raise TinyLLMError(f"tokenizer gives ids beyond its vocab_size "
+                               f"{self.tokenizer.vocab_size}: check the tokenizer files") from None
+        tokens_f, documents_f, pieces_f = self.files
+        tokens_f.write(flat.tobytes())
+        first = np.concatenate([[self.at_document_start], ends_[:-1].astype(bool)])
+        starts_line = first | np.fromiter(map(_starts_line, pieces), bool, len(pieces))
+        starts = np.stack([self.num_tokens + np.cumsum(n_tokens) - n_tokens,
+                           self.num_bytes + np.cumsum(n_bytes) - n_bytes,
+                           starts_line], axis=1)                               # (n, 3) int64
+        pieces_f.write(starts.tobytes())
+        documents_f.write(np.ascontiguousarray(starts[first, :2]).tobytes())
+        self.at_document_start = bool(ends[-1])
+        self.num_tokens += total
+        self.num_bytes += int(n_bytes.sum())
+        self.num_pieces += len(pieces)
+        self.num_documents += int(first.sum())
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+def _starts_line(piece: str) -> bool:
+    """Whether a piece (not a document's first) begins a line: pieces are cut just before the
+    whitespace that ends a line (``documents._cut``), so it then starts with that newline."""
+    return "\n" in piece[:len(piece) - len(piece.lstrip())]
+
+
+def _tokenize(source: Source, tokenizer, out: Path, progress=None) -> dict:
+    """Stream the pieces of ``source`` into ``out`` (tokens.bin, documents.bin, pieces.bin),
+    BATCH_CHARS characters of text at a time."""
     start = time.perf_counter()
-    stories = iter_stories(path)
+    writer = _TokenWriter(out, tokenizer)
+    pieces: list[str] = []
+    ends: list[bool] = []
+    chars = 0
+
+    def flush() -> None:
+        nonlocal pieces, ends, chars
+        writer.write(pieces, ends)
+        pieces, ends, chars = [], [], 0
+        if progress is not None:
+            if source.size:
+                progress(min(source.bytes_read, source.size), source.size)
+            else:
+                progress(writer.num_bytes, None)
+
     try:
-        with open(out / "tokens.bin", "wb") as f:
-            while batch := list(itertools.islice(stories, BATCH_STORIES)):
-                ids = tokenizer.encode_batch(batch)
-                lengths = np.fromiter(map(len, ids), np.int64, len(ids)) + 1   # + eos
-                nbytes = np.fromiter((len(s.encode("utf-8")) for s in batch),
-                                     np.int64, len(batch)) + 1
-                for row in ids:
-                    row.append(eos)
-                flat = np.fromiter(itertools.chain.from_iterable(ids), dtype, int(lengths.sum()))
-                f.write(flat.tobytes())
-                story_starts.append(num_tokens + np.cumsum(lengths))
-                byte_starts.append(num_bytes + np.cumsum(nbytes))
-                num_tokens += int(lengths.sum())
-                num_bytes += int(nbytes.sum())
-                num_stories += len(batch)
-                if progress is not None:
-                    progress(min(num_bytes, size), size)
-    except UnicodeDecodeError as e:
-        raise TinyLLMError(f"data file {path} is not UTF-8 text ({e.reason}: byte "
-                           f"{e.object[e.start:e.start + 1]!r}): convert it to UTF-8") from None
-    except OverflowError:
-        raise TinyLLMError(f"tokenizer gives ids beyond its vocab_size "
-                           f"{tokenizer.vocab_size}: check the tokenizer files") from None
-    if num_stories == 0:
-        raise TinyLLMError(f"data file {path} holds no stories (only separators or whitespace): "
-                           "give a text file with stories separated by lines holding <|endoftext|>")
-    # the cumulative sums end with the total: drop it, keep one start per story
-    np.save(out / "story_starts.npy", np.concatenate(story_starts)[:-1])
-    np.save(out / "byte_starts.npy", np.concatenate(byte_starts)[:-1])
-    return {"vocab_size": tokenizer.vocab_size, "eos_token_id": eos, "dtype": dtype.name,
-            "num_tokens": num_tokens, "num_stories": num_stories, "num_bytes": num_bytes,
+        for piece, ends_document in source.pieces():
+            pieces.append(piece)
+            ends.append(ends_document)
+            chars += len(piece)
+            if chars >= BATCH_CHARS:
+                flush()
+        if pieces:
+            flush()
+    finally:
+        writer.close()
+    if writer.num_documents == 0:
+        raise TinyLLMError(f"{source.name} holds no text (no stories or other documents), only "
+                           f"whitespace and {EOT} separators: give a file with some text")
+    return {"vocab_size": tokenizer.vocab_size, "eos_token_id": writer.eos,
+            "dtype": writer.dtype.name, "num_tokens": writer.num_tokens,
+            "num_documents": writer.num_documents, "num_pieces": writer.num_pieces,
+            "num_bytes": writer.num_bytes,
             "prepare_seconds": round(time.perf_counter() - start, 3)}
 
 
-def _remove_stale(root: Path, keep: Path, source: dict, fingerprint: str) -> None:
-    """Delete older caches of the same source file and tokenizer (the text has changed)."""
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)-(?:([A-Za-z0-9]+)-)?[0-9a-f]{8}$")  # PID, host
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
+
+
+def remove_dead_temporaries(root: Path) -> list[Path]:
+    """Remove the temporaries (``.NAME.tmp-PID-HOST-XXXXXXXX``) that preparations killed
+    before they finished left in ``root``: those of a process of this machine that is no
+    longer alive, and any older than a day. Those of live processes (another rank preparing
+    right now, here or on another machine sharing the cache) are kept. Returns the removed."""
+    removed = []
+    for entry in root.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if not match:
+            continue
+        try:
+            age = time.time() - entry.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        pid, host = int(match[1]), match[2]
+        dead = host in (None, _host()) and pid != os.getpid() and not _alive(pid)
+        if dead or age > STALE_TEMPORARY_SECONDS:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, another user's
+        return True
+    return True
+
+
+def _remove_stale(root: Path, keep: Path, origin: str, fingerprint: str) -> None:
+    """Delete older caches of the same source and tokenizer (its content has changed)."""
     for d in root.iterdir():
         if d == keep or not d.is_dir() or d.name.startswith("."):
             continue
@@ -234,7 +448,7 @@ def _remove_stale(root: Path, keep: Path, source: dict, fingerprint: str) -> Non
             meta = json.loads((d / "meta.json").read_text("utf-8"))
         except (OSError, ValueError):
             continue
-        if (meta.get("source", {}).get("path") == source["path"]
+        if (meta.get("source", {}).get("origin") == origin
                 and meta.get("tokenizer", {}).get("fingerprint") == fingerprint):
             shutil.rmtree(d, ignore_errors=True)
 
