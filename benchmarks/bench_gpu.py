@@ -68,7 +68,7 @@ from tinyllm.train import TrainConfig, fit  # noqa: E402
 
 TINYSTORIES_TOKENS = 470e6  # TinyStories' training split in GPT-2 tokens
 BRIEF_BATCH = 32            # the brief's DataLoader batch
-GPU_BATCH = 128             # `tinyllm train`'s default --batch-size on CUDA
+GPU_BATCH = TrainConfig().resolve(torch.device("cuda")).batch_size   # tinyllm train's, on CUDA
 LOG_EVERY = 10              # fit's logging interval here = its warm-up steps, excluded from timing
 TARGET_SPEEDUP = 20         # issue 18: tinyllm ≥ 20× the brief's recipe's tokens/s at its config
 TARGET_PASS_MINUTES = 10    # issue 18: one TinyStories pass at the brief's model size ≤ 10 min
@@ -113,12 +113,11 @@ def brief_config(quick: bool) -> Config:
 
 
 def default_config(quick: bool) -> Config:
-    """`tinyllm train`'s default model (cli.py: 4 layers, 128 wide, 8 heads, context 128, global
-    attention scaled by 1/√d, dropout 0.1 on embeddings and residuals) with vocabulary 4,096."""
-    L, C, H, T, V = (2, 32, 4, 32, 256) if quick else (4, 128, 8, 128, 4096)
-    return Config(vocab_size=V, hidden_size=C, num_layers=L, num_heads=H, context_size=T,
-                  window_size=T, max_position_embeddings=T, attention_layers=["global"] * L,
-                  attention="scaled", residual_dropout=0.1, embedding_dropout=0.1)
+    """`tinyllm train`'s default model (``TrainConfig().model``) with vocabulary 4,096 (the default
+    bpe-4096 tokenizer's); --quick shrinks it."""
+    model = TrainConfig().model.replace(vocab_size=4096)
+    return model.replace(num_layers=2, hidden_size=32, num_heads=4, context_size=32,
+                         vocab_size=256) if quick else model
 
 
 def brief_model(config: Config) -> nn.Module:
@@ -227,9 +226,8 @@ class TinyllmFit:
                 yield batch
 
         cfg = TrainConfig(max_steps=LOG_EVERY + steps, max_time=max_time, batch_size=self.batch,
-                          optimizer="muon", lr=3e-3, weight_decay=2.0, warmup_steps=LOG_EVERY,
-                          eval_every=0, log_every=LOG_EVERY, device=str(self.device),
-                          compile=self.compile, seed=0)
+                          warmup_steps=LOG_EVERY, eval_every=0, log_every=LOG_EVERY,
+                          device=str(self.device), compile=self.compile, seed=0)   # else defaults
         begin = time.perf_counter()
         result = fit(self.model, self.tokens, None, cfg, batches=timed())
         sync(self.device)

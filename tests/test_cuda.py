@@ -37,7 +37,7 @@ DEVICE = "cuda"
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "2", "--hidden", "32", "--heads", "4", "--context", "32", "--warmup", "2",
         "--quiet"]
-CUDA_BATCH_SIZE = 128   # `tinyllm train`'s default --batch-size on a GPU (README, "The GPU path")
+CUDA_BATCH_SIZE = TrainConfig().resolve(torch.device("cuda")).batch_size   # tinyllm train's on a GPU
 
 # How close "the same run" must be on a GPU (absolute, on losses of ~4-7 nats).
 # Resuming restores every bit of the state (fp32 weights, optimizer moments, step, the batch

@@ -29,7 +29,8 @@ import torch
 from safetensors.torch import save_file
 
 from .errors import TinyLLMError
-from .files import (CONFIG, METRICS, atomic_dir, read_json, read_metrics, read_safetensors,
+from .files import (CONFIG, METRICS, atomic_dir, make_readable, read_json, read_metrics,
+                    read_safetensors,
                     remove_temporaries, write_json, write_metrics)
 from .pretrained import is_model_dir, load_weights, write_model_files
 
@@ -59,8 +60,10 @@ def save(path, model, optimizer, state: RunState, train_config: dict) -> None:
         write_model_files(model, tmp)
         tensors, meta = optimizer_state_to_flat(optimizer.state_dict())
         save_file(tensors, str(tmp / OPTIMIZER_TENSORS))
-        write_json(tmp / OPTIMIZER_JSON, meta)
         save_file({k: v.contiguous() for k, v in state.rng.items()}, str(tmp / RNG))
+        for name in (OPTIMIZER_TENSORS, RNG):
+            make_readable(tmp / name)
+        write_json(tmp / OPTIMIZER_JSON, meta)
         scalars = {k: v for k, v in asdict(state).items() if k not in ("metrics", "rng")}
         if math.isinf(state.best_val_loss):
             scalars["best_val_loss"] = None           # JSON has no infinity

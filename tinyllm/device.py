@@ -3,6 +3,7 @@
     resolve_device('auto')     cuda when available, else cpu; anything else is checked
     autocast(device, precision)  bf16 autocast on a CUDA device that has it ('auto', 'bf16');
                                fp32 elsewhere
+    fast_matmuls(device)       TF32 matrix products on a GPU while training
     tokens_on_device(tokens)   a token stream copied to the GPU when it fits, so batches are cut
                                there with no host-to-device copy per step
 """
@@ -45,6 +46,22 @@ def autocast(device: torch.device, precision: str = "auto"):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def fast_matmuls(device: torch.device):
+    """For the block: fp32 matrix products on a GPU's tensor cores (TF32), as training wants;
+    the process's previous setting is restored after (generation and evaluation outside it stay
+    in full fp32)."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def tokens_on_device(tokens, device: torch.device, share: float = 0.25):
     """``tokens`` as an int32 tensor on a CUDA ``device`` when that takes at most ``share`` of
     its free memory; otherwise (or on another device) ``tokens`` unchanged."""
@@ -60,4 +77,4 @@ def tokens_on_device(tokens, device: torch.device, share: float = 0.25):
     return out
 
 
-__all__ = ["resolve_device", "check_precision", "autocast", "tokens_on_device"]
+__all__ = ["resolve_device", "check_precision", "autocast", "fast_matmuls", "tokens_on_device"]

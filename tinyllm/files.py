@@ -67,12 +67,25 @@ def atomic_open(path, mode: str = "wb"):
     with writing(path):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
         try:
+            make_readable(tmp)                   # mkstemp's 0600 would hide it from others
             with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
                 yield f
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def make_readable(path) -> None:
+    """Give a file written through a temporary name the permissions a plain write would have
+    (temporary files are created private, 0600)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, data: str | bytes) -> Path:
@@ -98,6 +111,7 @@ def atomic_dir(path):
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())         # mkdtemp's 0700 would hide it from others
         try:
             yield tmp
         except BaseException:

@@ -27,8 +27,8 @@ from safetensors.torch import save_file
 from . import __version__, hf
 from .config import Config
 from .errors import TinyLLMError
-from .files import (CONFIG, TOKENIZER_FILES, WEIGHTS, atomic_dir, check_state_fits, read_json,
-                    read_safetensors, write_json)
+from .files import (CONFIG, TOKENIZER_FILES, WEIGHTS, atomic_dir, check_state_fits, make_readable,
+                    read_json, read_safetensors, write_json)
 from .tokenizer import Tokenizer
 
 FORMAT = 2
@@ -78,6 +78,7 @@ def write_model_files(model, directory: Path) -> list[str]:
     # clone: tied or non-contiguous tensors become independent plain tensors
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
+    make_readable(directory / WEIGHTS)
     return names + [WEIGHTS]
 
 
@@ -211,6 +212,7 @@ def export(model, directory) -> Path:
         del sd["lm_head.weight"]
     hf_sd = {k: v.contiguous() for k, v in hf.state_dict_to_hf(sd, model.config).items()}
     save_file(hf_sd, str(directory / WEIGHTS), metadata={"format": "pt"})
+    make_readable(directory / WEIGHTS)
     tokenizer = getattr(model, "tokenizer", None)
     eos = getattr(tokenizer, "eos_token_id", None)
     write_json(directory / CONFIG, hf.config_to_hf(model.config, tie_word_embeddings=tied,

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .checkpoint import RunState
 from .data.tokens import Splits, load_splits, random_batches, rank_shard, token_byte_lengths
-from .device import autocast, check_precision, resolve_device, tokens_on_device
+from .device import autocast, check_precision, fast_matmuls, resolve_device, tokens_on_device
 from .distributed import Dist
 from .errors import TinyLLMError
 from .evaluate import evaluate
@@ -102,9 +102,6 @@ class Run:
         self.dist = dist
         self.device = dist.device_for(resolve_device(cfg.device))
         check_precision(self.device, cfg.precision)
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True   # fp32 matmuls on tensor cores
-            torch.backends.cudnn.allow_tf32 = True
         self.cfg = replace(cfg.resolve(self.device), model=model.config)
         self.model = model.to(self.device).train()
         self.byte_lengths = byte_lengths
@@ -303,7 +300,7 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     last_eval, stopped, early, loss = None, None, False, None
     window = _Window()                 # steps, tokens and seconds since the last metrics row
     bar = _progress_bar(total_steps, cfg.max_time, state) if progress and main else None
-    with run.writing(), _StopSignals() as stop:
+    with fast_matmuls(run.device), run.writing(), _StopSignals() as stop:
         while not done() and stopped is None and not early:
             t0 = time.perf_counter()
             # schedule -> step
@@ -492,6 +489,10 @@ class Trainer:
 
     def train(self):
         run = Run(self.model, self.config, dist=Dist())
+        with fast_matmuls(run.device):
+            self._epochs(run)
+
+    def _epochs(self, run):
         steps_per_epoch = math.ceil(len(self.data_loader) / run.cfg.grad_accum)
         decay_steps = run.cfg.decay_steps or steps_per_epoch * self.epochs
         for epoch in range(self.epochs):
