@@ -7,13 +7,13 @@ import torch
 
 from tinyllm import check
 from tinyllm.cli import main
-from tinyllm.nn import attention, norm
+from tinyllm.nn import Embedding, attention, norm
 
 pytest.importorskip("transformers")
 
-COMPONENT_ROWS = {"Embedding", "LayerNorm", "gelu_new", "MLP", "Attention explicit",
-                  "Attention kv cache", "Attention global", "Attention local"}
-COMPOSITE_ROWS = {"Block", "GPT (HF import)"}  # built from the components above
+COMPONENT_ROWS = {"Embedding", "LayerNorm", "gelu_new", "MLP", "Attention global",
+                  "Attention local", "Attention scaled", "Attention kv cache"}
+COMPOSITE_ROWS = {"Block", "GPT (HF import)", "No biases (GPT-Neo export)"}  # built from the components above
 
 
 def rows_by_name(rows):
@@ -38,7 +38,7 @@ def broken_window_mask(self, T, first_key, num_keys, pos, device):
 
 def test_all_rows_pass(tinyllm_home):
     rows = check.run_checks()
-    assert [r.component for r in rows] == [c for c, *_ in check.CHECKS]
+    assert [r.component for r in rows] == [c.component for c in check.CHECKS]
     assert all(r.status == "pass" for r in rows), check.format_table(rows)
     assert all(r.max_abs_diff <= r.tolerance for r in rows)
     assert rows_by_name(rows)["BPE tokenizer"].max_abs_diff == 0
@@ -51,6 +51,8 @@ def test_broken_layernorm_fails_its_row(tinyllm_home, monkeypatch):
     assert failed & COMPONENT_ROWS == {"LayerNorm"}
     assert failed - COMPONENT_ROWS == COMPOSITE_ROWS
     assert rows["LayerNorm"].max_abs_diff > rows["LayerNorm"].tolerance
+    assert "divides the variance by C - 1" in rows["LayerNorm"].note      # the slip, named
+    assert "built from the layernorm" in rows["Block"].note
     first_failure = next(r for r in check.run_checks() if r.failed)
     assert first_failure.component == "LayerNorm"
 
@@ -66,16 +68,17 @@ def test_broken_window_fails_the_local_attention_rows(tinyllm_home, monkeypatch)
 def test_a_check_that_raises_fails_only_its_rows(monkeypatch):
     def boom(self, ids):
         raise IndexError("index out of range in self")
-    monkeypatch.setattr(check.Embedding, "forward", boom)
+    monkeypatch.setattr(Embedding, "forward", boom)
     rows = rows_by_name(check.run_checks())
     assert rows["Embedding"].status == "fail"
     assert "IndexError" in rows["Embedding"].note
+    assert f"test_check.py:{boom.__code__.co_firstlineno + 1} in boom" in rows["Embedding"].note
     assert rows["LayerNorm"].status == "pass"  # the other checks still ran
     assert rows["GPT (HF import)"].status == "fail"  # the GPT uses Embedding
 
 
 def test_tokenizer_row_is_skipped_without_tokenizer_files(empty_home, monkeypatch, tmp_path):
-    monkeypatch.setattr(check, "builtin_tokenizer_dir", lambda: tmp_path / "no_tokenizer")
+    monkeypatch.setattr(check.classic, "builtin_tokenizer_dir", lambda: tmp_path / "no_tokenizer")
     row = rows_by_name(check.run_checks())["BPE tokenizer"]
     assert row.status == "skipped"
     assert "no tokenizer files" in row.note
@@ -94,7 +97,8 @@ def test_cli_check_prints_the_table_and_exit_status(tinyllm_home, monkeypatch, c
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("LayerNorm"))
-    assert row.rstrip().endswith("fail")
+    assert row.rstrip().endswith("fail: divides the variance by C - 1 (x.var()'s default); "
+                                 "LayerNorm's is mean((x - μ)²), x.var(unbiased=False)")
     assert "fix LayerNorm first" in out
 
 

@@ -275,8 +275,8 @@ def test_bad_paths_and_configs(tmp_path):
                                                       "attention_types": [[["global"], 1]]}))
     with pytest.raises(TinyLLMError, match="divisible by num_heads"):
         GPT.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(TinyLLMError, match="only GPT-Neo"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(TinyLLMError, match="only GPT-Neo and Llama"):
         GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo", "hidden_size": 32,
                                                       "num_heads": 4, "num_layers": 1,

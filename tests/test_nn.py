@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyllm import check
+from tinyllm import check, components
 from tinyllm.check import gpt_neo_state, randomize  # shared with `tinyllm check`
 from tinyllm.config import Config
 from tinyllm.nn import Attention, Embedding, LayerNorm, gelu_new
@@ -46,12 +46,12 @@ def new_cache(attn, batch=2, size=20):
 
 # -- the parity table: every row passes -------------------------------------------------------
 
-@pytest.mark.parametrize("component, reference, run, tolerance", check.CHECKS,
-                         ids=[row[0] for row in check.CHECKS])
-def test_parity_row(component, reference, run, tolerance):
+@pytest.mark.parametrize("row", check.CHECKS, ids=[row.component for row in check.CHECKS])
+def test_parity_row(row):
+    """Each row with tinyllm's own classes (and their variants: formulas and fused kernels)."""
     torch.manual_seed(0)
-    with torch.no_grad():
-        diff = run()
+    component, reference, tolerance = row.component, row.reference, row.tolerance
+    diff = row.run(components.parts())
     assert diff <= tolerance, f"{component} vs {reference}: {diff:.3g} > {tolerance:g}"
 
 

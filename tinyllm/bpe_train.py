@@ -44,7 +44,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import regex
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import TinyLLMError
-from .train_config import DATA, MODEL, TrainConfig
+from .train_config import ARCHITECTURES, DATA, MODEL, TrainConfig
 
 # -- subcommands --------------------------------------------------------------------------
 # (each section: add_<name>(subparsers) registers it; cmd_<name>(args) runs it and returns 0)
@@ -96,6 +96,11 @@ def add_train(sub):
                                                    "again override its settings, e.g. a larger "
                                                    "--max-steps)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument_group(MODEL).add_argument(
+        "--arch", choices=list(ARCHITECTURES),
+        help="the model's components: gpt-neo (learned positions, LayerNorm, GELU MLP, biases) or "
+             "llama (rotary positions, RMSNorm, SwiGLU MLP, no biases; 'tinyllm export' writes "
+             "a Hugging Face Llama); the other model options apply on top (default gpt-neo)")
     add_config_options(p, TrainConfig())
     p.set_defaults(func=cmd_train)
 
@@ -106,13 +111,17 @@ def cmd_train(args) -> int:
     from .distributed import process_group
     from .train import new_run_dir, train
 
+    if args.resume and args.arch:
+        raise TinyLLMError("--arch sets up a new model: leave it out with --resume (the model "
+                           "comes from the checkpoint)")
     if args.resume:
         source = find_resumable(args.resume)
         saved = TrainConfig.from_dict(saved_train_config(source))
         cfg = saved.resumed(**config_changes(args, saved))
         out = Path(args.out) if args.out else run_dir(source)
     elif args.out:
-        cfg = replace(TrainConfig(), **config_changes(args, TrainConfig()))
+        base = TrainConfig(model=ARCHITECTURES[args.arch or "gpt-neo"]())
+        cfg = replace(base, **config_changes(args, base))
         out = new_run_dir(args.out)
     else:
         raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
@@ -312,14 +321,19 @@ def cmd_data(args) -> int:
         print(json.dumps({**d, "tokenizer": {**d["tokenizer"], "spec": cfg.tokenizer}}))
         return 0
     t, v = d["train"], d["validation"]
-    print(f"{d['source']}: {d['documents']:,} documents, {d['bytes']:,} bytes, {d['tokens']:,} "
-          f"tokens with the {cfg.tokenizer} tokenizer ({tokenizer.vocab_size:,} tokens, "
-          f"{d['bytes'] / max(d['tokens'], 1):.2f} bytes per token)")
-    print(f"  train:      {t['documents']:,} documents, {t['tokens']:,} tokens, {t['bytes']:,} bytes")
-    print(f"  validation: {v['documents']:,} documents, {v['tokens']:,} tokens, {v['bytes']:,} "
-          f"bytes: {v['how']}")
+    print(f"{d['source']}: {_n(d['documents'], 'document')}, {d['bytes']:,} bytes, "
+          f"{d['tokens']:,} tokens with the {cfg.tokenizer} tokenizer ({tokenizer.vocab_size:,} "
+          f"tokens, {d['bytes'] / max(d['tokens'], 1):.2f} bytes per token)")
+    print(f"  train:      {_n(t['documents'], 'document')}, {t['tokens']:,} tokens, "
+          f"{t['bytes']:,} bytes")
+    print(f"  validation: {_n(v['documents'], 'document')}, {v['tokens']:,} tokens, "
+          f"{v['bytes']:,} bytes: {v['how']}")
     print("first document:\n" + _indent(d["first_document"]))
     return 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _cpu():
@@ -352,28 +366,94 @@ def cmd_explore(args) -> int:
 @command
 def add_check(sub):
     p = sub.add_parser(
-        "check", help="check every from-scratch component against its reference",
-        description="Run each from-scratch component and its reference twin (torch.nn, "
-                    "transformers' GPT-Neo, the tokenizers library) on the same weights and "
-                    "small random inputs; print the largest difference per component. Exits 1 "
-                    "if any row fails; the first failing row is the component to fix (the rows "
-                    "built from it, Block and GPT, fail with it).")
+        "check", help="check every component against its reference — tinyllm's, or yours",
+        description="Run each component and its reference twin (torch.nn, transformers' GPT-Neo, "
+                    "the tokenizers library) on the same weights and small random inputs; print "
+                    "the largest difference of outputs and gradients per row, and why a row "
+                    "fails. Exits 1 if any row fails; the first failing row is the component to "
+                    "fix (the rows built from it, Block and GPT, fail with it). With --use, your "
+                    "own class goes through the same rows, and --train re-trains the model with "
+                    "it beside tinyllm's.")
     p.add_argument("--seed", type=int, default=0, help="random seed for weights and inputs")
+    p.add_argument("--use", action="append", default=[], metavar="KIND=PATH:NAME",
+                   help="check your own class NAME from PATH (a .py file or a dotted module) as "
+                        "component KIND (--interface lists the kinds); once per kind. Only the "
+                        "rows that build it run")
+    p.add_argument("--interface", nargs="?", const="", metavar="KIND",
+                   help="print what a KIND must look like (constructor, forward, shapes, "
+                        "parameter names, formula) and exit; without KIND, list the kinds")
+    p.add_argument("--train", type=int, metavar="STEPS",
+                   help="then re-train tinyllm train's model on the built-in corpus for STEPS "
+                        "steps with your components and with tinyllm's (same seed, weights, "
+                        "batches) and compare the losses")
+    p.add_argument("--plot", default="check-train.png", metavar="FILE",
+                   help="with --train: where to draw both loss curves (default check-train.png)")
     p.set_defaults(func=cmd_check)
 
 
 def cmd_check(args) -> int:
     import torch
+    from . import components
     from .check import format_table, run_checks
+
+    if args.interface is not None:
+        print(components.interface(args.interface) if args.interface else components.kinds())
+        return 0
+    mine = [components.load(spec) for spec in args.use]
+    kinds = [impl.kind for impl in mine]
+    twice = next((k for k in kinds if kinds.count(k) > 1), None)
+    if twice:
+        raise TinyLLMError(f"--use gives {twice} twice: one class per kind")
+    parts = components.parts(*mine)
+    if args.train is not None:
+        from .retrain import check_request
+        check_request(parts, args.train)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    rows = run_checks(seed=args.seed)
+    try:
+        rows = run_checks(seed=args.seed, parts=parts, kinds=kinds or None)
+    finally:
+        torch.set_num_threads(threads)
+    for impl in mine:
+        print(f"yours: {impl.kind} = {impl.label}")
     print(format_table(rows))
     failed = [r.component for r in rows if r.failed]
     passed = sum(r.status == "pass" for r in rows)
     skipped = sum(r.status == "skipped" for r in rows)
     print(f"\n{passed} passed, {len(failed)} failed, {skipped} skipped"
           + (f": fix {failed[0]} first" if failed else ""))
+    if args.train is not None:
+        _check_train(parts, args)
     return 1 if failed else 0
+
+
+def _check_train(parts, args) -> None:
+    from .retrain import retrain
+
+    def on_start(label, model):
+        print(f"training {label}: {model.num_parameters() / 1e6:.2f}M parameters, "
+              f"{args.train} step{'s' if args.train != 1 else ''}", file=sys.stderr)
+    result = retrain(parts, args.train, plot=args.plot, progress=True, on_start=on_start)
+    ours, yours = result["tinyllm"], result["yours"]
+    start = "the same initial weights" if result["same_start"] else \
+        "their own initial weights (your parameters do not line up with tinyllm's by name)"
+    print(f"\nre-trained {args.train} steps on the built-in corpus, same seed and batches, "
+          f"{start}, AdamW, no dropout:")
+    print(f"  {'':8} {'train loss':>10} {'validation loss':>16}")
+    for label, run in (("tinyllm", ours), ("yours", yours)):
+        print(f"  {label:8} {run['final_loss']:>10.4f} {run['val_loss']:>16.4f}")
+    last = "the last step" if ours["last_steps"] == 1 else f"the mean of the last " \
+                                                            f"{ours['last_steps']} steps"
+    gap = round(yours["val_loss"] - ours["val_loss"], 4) + 0.0      # no "-0.0000"
+    print(f"  (train loss: {last}; validation, yours - tinyllm's: {gap:+.4f})")
+    if abs(gap) <= 0.01:
+        print("your components train as tinyllm's do")
+    elif gap < 0:
+        print("yours learns faster than tinyllm's: a model that sees the token it predicts (not "
+              "causal) does; check the rows above")
+    else:
+        print("yours trains worse than tinyllm's: check the rows above")
+    print(f"loss curves: {result['plot']}")
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -381,10 +461,11 @@ def cmd_check(args) -> int:
 @command
 def add_export(sub):
     p = sub.add_parser(
-        "export", help="write a model as a Hugging Face GPT-Neo directory",
-        description="Load a model (a tinyllm checkpoint, a Hugging Face GPT-Neo directory or hub "
-                    "id) and write it in the Hugging Face GPT-Neo layout (config.json, "
-                    "model.safetensors, vocab.json, merges.txt), which "
+        "export", help="write a model as a Hugging Face GPT-Neo or Llama directory",
+        description="Load a model (a tinyllm checkpoint, a Hugging Face directory or hub id) and "
+                    "write it in the Hugging Face layout of its architecture — GPT-Neo (learned "
+                    "positions, LayerNorm) or Llama (rotary, RMSNorm, SwiGLU, no biases) — as "
+                    "config.json, model.safetensors, vocab.json, merges.txt, which "
                     "transformers.AutoModelForCausalLM.from_pretrained loads.")
     p.add_argument("--model", required=True, metavar="DIR", help="model directory or hub id")
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write")
@@ -393,10 +474,10 @@ def add_export(sub):
 
 def cmd_export(args) -> int:
     from .model import GPT
-    from .pretrained import export
+    from .pretrained import export, export_format
     model = GPT.from_pretrained(args.model)
     out = export(model, args.out)
-    print(f"wrote {out} (GPT-Neo, {model.num_parameters():,} parameters)")
+    print(f"wrote {out} ({export_format(model.config)}, {model.num_parameters():,} parameters)")
     return 0
 
 
@@ -485,6 +566,39 @@ def cmd_generate(args) -> int:
             if not line:            # end of file (Ctrl-D)
                 break
             run(line.rstrip("\n"))
+    return 0
+
+
+# -- compare --------------------------------------------------------------------------------
+
+@command
+def add_compare(sub):
+    p = sub.add_parser(
+        "compare", help="compare training runs: bits per byte against tokens and time",
+        description="Draw the validation bits per byte of 'tinyllm train' runs against the tokens "
+                    "they trained on and against seconds, side by side in one PNG, and print a "
+                    "table: best bits per byte (and when), steps, training tokens/s, parameters.")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="a 'tinyllm train' output directory; LABEL=DIR names it (runs with the "
+                        "same label, e.g. seeds of one setting, share a colour)")
+    p.add_argument("--out", metavar="FILE.png", help="the PNG to write (default: none, the table "
+                                                     "only)")
+    p.add_argument("--json", action="store_true", help="print the table as one JSON object")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args) -> int:
+    import json
+    from .compare import COLUMNS, compare, format_table
+
+    table = compare(args.runs, out=args.out)
+    if args.json:
+        print(json.dumps({"runs": [{key: row[key] for key, _, _ in COLUMNS} | {"path": row["path"]}
+                                   for row in table], "png": args.out}))
+        return 0
+    print(format_table(table))
+    if args.out:
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -2,7 +2,12 @@
 
 ``Config()`` is the brief's model: 8 GPT-Neo blocks, 64 wide, 16 heads, a 64-token context and
 local (windowed) attention on every layer. ``tinyllm train`` trains another shape by default
-(``TrainConfig().model``, in ``tinyllm.train_config``).
+(``TrainConfig().model``, in ``tinyllm.train_config``, which also has a Llama-shaped preset).
+
+The components of newer models are switches whose defaults are GPT-Neo's: ``position``
+(learned table or rotary), ``norm`` (LayerNorm or RMSNorm), ``mlp`` (plain or gated, e.g.
+SwiGLU), ``activation`` (ReLU² among them), ``bias``, ``qk_norm``, ``logit_softcap`` and
+``zero_init``. ``tinyllm.hf`` and ``tinyllm.llama`` say which of them GPT-Neo and Llama have.
 
 A few sizes follow another field unless they are set apart from it: ``embedding_size`` is the
 ``hidden_size``; ``replace`` keeps ``max_position_embeddings`` equal to ``context_size`` and
@@ -18,8 +23,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from .errors import TinyLLMError
 
 ATTENTIONS = ("gpt-neo", "scaled")
-ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu")
+ACTIVATIONS = ("gelu_new", "gelu", "relu", "silu", "relu2")
 LAYER_TYPES = ("global", "local")
+POSITIONS = ("learned", "rotary")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("plain", "gated")
 
 
 def option(default=MISSING, help: str = "", *, flag: str | None = None, metavar=None,
@@ -49,9 +57,11 @@ class Config:
         metavar="T")
     attention_dropout: float = option(0.0, "dropout on the attention weights (on a CPU it "
                                            "costs more time than it gives)", metavar="P")
-    residual_dropout: float = option(0.0, "dropout on the embeddings and the residual branches",
-                                     flag="--dropout", metavar="P")
-    embedding_dropout: float = 0.0
+    # dropout None: chosen by the training run from its planned passes over the data
+    # (TrainConfig.resolve); a model built with None uses none
+    residual_dropout: float | None = option(0.0, "dropout on the embeddings and the residual "
+                                                 "branches", flag="--dropout", metavar="P")
+    embedding_dropout: float | None = 0.0
     num_heads: int = option(16, "attention heads", flag="--heads", metavar="H")
     intermediate_size: int | None = None       # None: 4 × hidden_size
     activation: str = option("gelu_new", "the MLP's activation", choices=ACTIVATIONS)
@@ -60,6 +70,25 @@ class Config:
     explicit: bool = False                     # written-out formulas instead of fused kernels
     vocab_size: int | None = None              # None: taken from the tokenizer
     tie_embeddings: bool = option(False, "the output head reuses the token embedding matrix")
+    # -- components of newer models (the defaults are GPT-Neo's)
+    position: str = option("learned", "learned: a table of position vectors added to the token "
+                                      "embeddings (GPT-Neo); rotary: queries and keys rotated "
+                                      "by their position (RoPE, Llama)", choices=POSITIONS)
+    rope_theta: float = option(10000.0, "rotary base: head pair i turns by position × "
+                                        "theta^(-2i/d)", metavar="THETA")
+    norm: str = option("layernorm", "layernorm: (x - mean) / std · γ + β (GPT-Neo); rmsnorm: "
+                                    "x / rms(x) · γ (Llama)", choices=NORMS)
+    mlp: str = option("plain", "plain: act(x W1) W2; gated: (act(x W_gate) ⊙ x W_up) W_down, "
+                               "SwiGLU with --activation silu (Llama)", choices=MLPS)
+    bias: bool = option(True, "biases in the attention output and MLP linear layers "
+                              "(GPT-Neo has them, Llama not)")
+    qk_norm: bool = option(False, "RMS-normalise each head's queries and keys before the scores "
+                                  "(and before rotary), as Qwen3 and OLMo 2")
+    logit_softcap: float | None = option(None, "squash the logits smoothly into (-C, C): "
+                                               "C · tanh(z / C) (Gemma 2); none: off",
+                                         metavar="C")
+    zero_init: bool = option(False, "start the attention and MLP output projections at zero, "
+                                    "so that every block begins as the identity")
 
     def __post_init__(self):
         if self.embedding_size is None:
@@ -84,9 +113,11 @@ class Config:
                                f"1e-5, not {eps!r}")
         for name in ("attention_dropout", "residual_dropout", "embedding_dropout"):
             p = getattr(self, name)
+            if p is None and name != "attention_dropout":
+                continue   # left to the training run (TrainConfig.resolve); a bare model: none
             if not _number(p) or not 0 <= p < 1:
                 raise TinyLLMError(f"{name} must be a probability in [0, 1), not {p!r}")
-        for name in ("explicit", "tie_embeddings"):
+        for name in ("explicit", "tie_embeddings", "bias", "qk_norm", "zero_init"):
             if not isinstance(getattr(self, name), bool):
                 raise TinyLLMError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
@@ -94,6 +125,20 @@ class Config:
                                f"{', '.join(ACTIVATIONS)}")
         if self.attention not in ATTENTIONS:
             raise TinyLLMError(f"attention must be one of {ATTENTIONS}, not {self.attention!r}")
+        for name, allowed in (("position", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
+            if getattr(self, name) not in allowed:
+                raise TinyLLMError(f"{name} must be one of {', '.join(allowed)}, not "
+                                   f"{getattr(self, name)!r}")
+        theta, cap = self.rope_theta, self.logit_softcap
+        if not _number(theta) or not (theta > 1 and math.isfinite(theta)):
+            raise TinyLLMError(f"rope_theta must be a number above 1 such as 10000, not {theta!r}")
+        if cap is not None and (not _number(cap) or not (cap > 0 and math.isfinite(cap))):
+            raise TinyLLMError(f"logit_softcap must be a positive number such as 15 (or none), "
+                               f"not {cap!r}")
+        if self.position == "rotary" and (self.hidden_size // self.num_heads) % 2:
+            raise TinyLLMError(f"rotary positions turn pairs of dimensions: the head size "
+                               f"hidden_size / num_heads = {self.hidden_size // self.num_heads} "
+                               "must be even")
         layers = self.attention_layers
         if not isinstance(layers, list):
             raise TinyLLMError(f"attention_layers must be a list of 'global'/'local', one per "
@@ -113,6 +158,21 @@ class Config:
         if self.context_size > self.max_position_embeddings:
             raise TinyLLMError(f"context_size ({self.context_size}) exceeds "
                                f"max_position_embeddings ({self.max_position_embeddings})")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def mlp_size(self) -> int:
+        """The MLP's inner width: ``intermediate_size``, else 4C for a plain MLP, and for a gated
+        one (three matrices, not two) 8C/3 rounded up to a multiple of 8: about the same
+        parameters."""
+        if self.intermediate_size is not None:
+            return self.intermediate_size
+        if self.mlp == "gated":
+            return (8 * self.hidden_size + 23) // 24 * 8      # ⌈8C/3 / 8⌉ · 8
+        return 4 * self.hidden_size
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,4 +229,5 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-__all__ = ["Config", "option", "layer_pattern", "repeat_pattern", "ATTENTIONS", "ACTIVATIONS"]
+__all__ = ["Config", "option", "layer_pattern", "repeat_pattern", "ATTENTIONS", "ACTIVATIONS",
+           "POSITIONS", "NORMS", "MLPS"]

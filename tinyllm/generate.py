@@ -28,7 +28,6 @@ a ``context_size``-long forward pass instead of one position.
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .errors import TinyLLMError
 

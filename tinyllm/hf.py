@@ -12,6 +12,10 @@ one, except that tinyllm keeps W_q, W_k, W_v stacked in one matrix (one product 
     transformer.ln_f.{weight,bias}                 ->  ln_f.{weight,bias}
     lm_head.weight                                 ->  lm_head.weight  (GPT-Neo ties it to wte)
 
+A tinyllm model is a GPT-Neo when it has learned positions, LayerNorm and a plain MLP, and no
+QK-norm or logit soft-cap (``incompatibilities``); one without biases is exported with zero
+biases. The Llama layout is ``tinyllm.llama``.
+
 Pure functions over dicts: reading and writing the files is ``tinyllm.pretrained``'s job.
 """
 import math
@@ -25,7 +29,8 @@ from .errors import TinyLLMError
 GPT2_VOCAB_SIZE = 50257
 
 # tinyllm activation name -> Hugging Face ``activation_function`` (and back, plus synonyms)
-_ACT_TO_HF = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}
+_ACT_TO_HF = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu",
+              "relu2": "relu2"}
 _ACT_FROM_HF = {**{v: k for k, v in _ACT_TO_HF.items()},
                 "gelu_pytorch_tanh": "gelu_new", "swish": "silu"}
 
@@ -50,12 +55,30 @@ def compress_attention_layers(layers: list[str]) -> list:
     return [[pattern, len(layers) // len(pattern)]]
 
 
+def incompatibilities(config: Config) -> list[str]:
+    """What keeps ``config`` from being a GPT-Neo, in words (empty: it is one)."""
+    wrong = []
+    if config.position != "learned":
+        wrong.append("rotary positions (GPT-Neo learns a position table: position='learned')")
+    if config.norm != "layernorm":
+        wrong.append("RMSNorm (GPT-Neo has LayerNorm: norm='layernorm')")
+    if config.mlp != "plain":
+        wrong.append("a gated MLP (GPT-Neo's is plain: mlp='plain')")
+    if config.qk_norm:
+        wrong.append("QK-norm")
+    if config.logit_softcap is not None:
+        wrong.append("a logit soft-cap")
+    if config.activation not in _ACT_TO_HF:
+        wrong.append(f"the activation {config.activation!r}")
+    return wrong
+
+
 def config_from_hf(hf: dict) -> Config:
     """A tinyllm ``Config`` from the dict of a GPT-Neo ``config.json``."""
     model_type = hf.get("model_type", "gpt_neo")
     if model_type != "gpt_neo":
         raise TinyLLMError(f"config.json is for a {model_type!r} model; tinyllm loads only "
-                           "GPT-Neo models (model_type 'gpt_neo')")
+                           "GPT-Neo and Llama models (model_type 'gpt_neo' or 'llama')")
     if hf.get("attention_types") is not None:
         layers = expand_attention_types(hf["attention_types"])
     elif hf.get("attention_layers") is not None:
@@ -99,8 +122,9 @@ def config_to_hf(config: Config, tie_word_embeddings: bool = True,
     GPT-Neo has no ``context_size``: it is kept as ``tinyllm_context_size`` (ignored by
     transformers). A 'scaled' model is exported as 'gpt-neo' with the scale folded into W_q
     (see ``state_dict_to_hf``); local layers without a window get one as long as the positions."""
-    if config.activation not in _ACT_TO_HF:
-        raise TinyLLMError(f"activation {config.activation!r} has no GPT-Neo equivalent")
+    wrong = incompatibilities(config)
+    if wrong:
+        raise TinyLLMError(f"this model is not a GPT-Neo: it has {'; '.join(wrong)}")
     return {
         "architectures": ["GPTNeoForCausalLM"],
         "model_type": "gpt_neo",
@@ -177,7 +201,13 @@ def state_dict_to_hf(sd: dict, config: Config | None = None) -> dict:
     """A tinyllm state dict in GPT-Neo's names.
 
     GPT-Neo never scales attention scores; for a 'scaled' config the 1/√d is folded into the
-    query weights, which gives the same scores: (s·W_q x)·k = s·(q·k)."""
+    query weights, which gives the same scores: (s·W_q x)·k = s·(q·k). A config without biases
+    gets zero ones, which GPT-Neo's layers have."""
+    sd = dict(sd)
+    if config is not None and not config.bias:
+        for name in [k for k in sd if k.endswith(("attn.out_proj.weight", "mlp.c_fc.weight",
+                                                   "mlp.c_proj.weight"))]:
+            sd[name[:-len("weight")] + "bias"] = sd[name].new_zeros(sd[name].shape[0])
     out = {}
     for k, v in split_qkv(sd).items():
         if config is not None and config.attention == "scaled" and k.endswith("attn.q_proj.weight"):
@@ -186,6 +216,6 @@ def state_dict_to_hf(sd: dict, config: Config | None = None) -> dict:
     return out
 
 
-__all__ = ["config_from_hf", "config_to_hf", "state_dict_from_hf", "state_dict_to_hf",
-           "fuse_qkv", "split_qkv", "expand_attention_types", "compress_attention_layers",
-           "GPT2_VOCAB_SIZE"]
+__all__ = ["incompatibilities", "config_from_hf", "config_to_hf", "state_dict_from_hf",
+           "state_dict_to_hf", "fuse_qkv", "split_qkv", "expand_attention_types",
+           "compress_attention_layers", "GPT2_VOCAB_SIZE"]

@@ -1,9 +1,15 @@
-"""The GPT: token + position embeddings, a stack of GPT-Neo blocks, a final LayerNorm and a
-bias-free linear head to the vocabulary.
+"""The GPT: token + position embeddings, a stack of blocks, a final norm and a bias-free linear
+head to the vocabulary.
 
     h₀ = E_tok[ids] + E_pos[p..p+T-1]                    (B, T, C)   p = 0, or the cache's length
     h_l = Block_l(h_{l-1})                               l = 1..L
-    logits = LN_f(h_L) W_headᵀ                           (B, T, V)
+    logits = Norm_f(h_L) W_headᵀ                         (B, T, V)
+    logits = c · tanh(logits / c)                        with a logit soft-cap c only
+
+With rotary positions (``Config.position``) there is no E_pos: the blocks' attention rotates
+queries and keys by the (cos, sin) of positions p..p+T-1, computed here once per forward. The
+default config is GPT-Neo (learned positions, LayerNorm, GELU MLP, biases); the Llama shape is
+rotary + RMSNorm + SwiGLU + no biases (``tinyllm.train_config.llama_model``).
 
 One forward serves training, evaluation and generation: given a ``KVCache`` (``new_cache``), the
 ids continue the cached sequence, so a new token costs one position (``tinyllm.generate``).
@@ -17,8 +23,8 @@ from . import pretrained
 from .config import Config
 from .errors import TinyLLMError
 from .generate import generate
-from .nn import Block, Embedding, KVCache, LayerNorm
-from .nn.loss import linear_cross_entropy
+from .nn import Block, Embedding, KVCache, Rotary, make_norm
+from .nn.loss import linear_cross_entropy, softcap
 
 
 class GPT(nn.Module):
@@ -36,17 +42,24 @@ class GPT(nn.Module):
         self.config = config
         C = config.hidden_size
         self.wte = Embedding(config.vocab_size, C)                  # token embedding
-        self.wpe = Embedding(config.max_position_embeddings, C)     # learned position embedding
+        if config.position == "learned":                            # learned position embedding
+            self.wpe, self.rotary = Embedding(config.max_position_embeddings, C), None
+        else:                                                       # rotary: computed, not learned
+            self.wpe, self.rotary = None, Rotary(config.head_dim, config.rope_theta)
         self.blocks = nn.ModuleList(Block(config, kind) for kind in config.attention_layers)
-        self.ln_f = LayerNorm(C, config.layer_norm_epsilon, config.explicit)
+        self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         if config.tie_embeddings:  # logits_i = wte · h_i: one (V, C) matrix in and out (GPT-2)
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
+        if config.zero_init:       # each block's branches add 0 at first: the block is identity
+            for block in self.blocks:
+                nn.init.zeros_(block.attn.out_proj.weight)
+                nn.init.zeros_(block.mlp.c_proj.weight)
 
     @staticmethod
     def _init_weights(module):
-        # GPT-Neo's initialisation: N(0, 0.02) for matrices, zero biases (LayerNorm: γ=1, β=0)
+        # GPT-Neo's initialisation: N(0, 0.02) for matrices, zero biases (norms: γ=1, β=0)
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
@@ -64,7 +77,7 @@ class GPT(nn.Module):
         (default: the context)."""
         c = self.config
         weight = self.wte.weight
-        return KVCache(batch_size, c.num_layers, c.num_heads, c.hidden_size // c.num_heads,
+        return KVCache(batch_size, c.num_layers, c.num_heads, c.head_dim,
                        size or c.context_size, dtype=weight.dtype, device=weight.device)
 
     def hidden_states(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -75,11 +88,16 @@ class GPT(nn.Module):
         if pos + T > self.config.max_position_embeddings:
             raise TinyLLMError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
                                f"({self.config.max_position_embeddings})")
-        x = self.wte(ids) + self.wpe(torch.arange(pos, pos + T, device=ids.device))  # (B, T, C)
+        rope = None
+        if self.wpe is not None:
+            x = self.wte(ids) + self.wpe(torch.arange(pos, pos + T, device=ids.device))  # (B, T, C)
+        else:
+            x = self.wte(ids)                                                   # (B, T, C)
+            rope = self.rotary(pos, T, device=ids.device)                       # (T, d) twice
         if self.training and self.config.embedding_dropout:
             x = F.dropout(x, self.config.embedding_dropout)
         for i, block in enumerate(self.blocks):
-            x = block(x, kv=None if cache is None else cache.layers[i], pos=pos)
+            x = block(x, kv=None if cache is None else cache.layers[i], pos=pos, rope=rope)
         if cache is not None:
             cache.length = pos + T
         return self.ln_f(x)
@@ -89,12 +107,19 @@ class GPT(nn.Module):
         """Logits (B, T, vocab) for token ids (B, T) — or (B, 1, vocab), the last position only,
         with ``last_only`` (what generation needs: the head is most of a small model's work)."""
         h = self.hidden_states(ids, cache)
-        return self.lm_head(h[:, -1:] if last_only else h)
+        return self.head(h[:, -1:] if last_only else h)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits (..., vocab) for final-normalised hidden states h (..., C): h W_headᵀ, soft-capped
+        when the config says so."""
+        logits = self.lm_head(h)
+        cap = self.config.logit_softcap
+        return logits if cap is None else softcap(logits, cap)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (..., vocab) for residual-stream vectors x (..., C): LN_f, then the head (what the
-        model applies after its last block; the logit lens applies it after every block)."""
-        return self.lm_head(self.ln_f(x))
+        """Logits (..., vocab) for residual-stream vectors x (..., C): Norm_f, then the head (what
+        the model applies after its last block; the logit lens applies it after every block)."""
+        return self.head(self.ln_f(x))
 
     def loss(self, ids: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100,
              reduction: str = "mean") -> torch.Tensor:
@@ -110,7 +135,8 @@ class GPT(nn.Module):
                                    ignore_index=ignore_index, reduction=reduction)
         h = self.hidden_states(ids)                                       # (B, T, C)
         return linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(),
-                                    ignore_index=ignore_index, reduction=reduction)
+                                    ignore_index=ignore_index, reduction=reduction,
+                                    logit_softcap=self.config.logit_softcap)
 
     def next_token(self, prompt: str) -> str:
         """The most likely next token after ``prompt``, decoded (greedy).
@@ -138,8 +164,8 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path, device=None) -> "GPT":
-        """Load a model saved by ``save_pretrained``/``tinyllm train``, a Hugging Face GPT-Neo
-        directory, or a hub id such as ``roneneldan/TinyStories-33M``."""
+        """Load a model saved by ``save_pretrained``/``tinyllm train``, a Hugging Face GPT-Neo or
+        Llama directory, or a hub id such as ``roneneldan/TinyStories-33M``."""
         model = pretrained.load_model(name_or_path, cls)
         return model.to(device) if device is not None else model
 

@@ -139,9 +139,13 @@ def block_matrices(model: nn.Module) -> set:
             if isinstance(m, nn.Linear)}
 
 
-def make_optimizer(model: nn.Module, cfg, device: torch.device):
+def make_optimizer(model: nn.Module, cfg, device: torch.device, muon=None):
     """The optimizer ``cfg`` (a TrainConfig) names: 'adamw', 'muon' (+ AdamW) or the brief's
-    'adam'; Adam/AdamW fused on CUDA/CPU where this torch has it."""
+    'adam'; Adam/AdamW fused on CUDA/CPU where this torch has it. ``muon(params, lr=,
+    weight_decay=)`` builds the Muon part (default ``Muon``: ``tinyllm check --train`` passes a
+    learner's)."""
+    if cfg.weight_decay is None:          # not resolved by a run: the default it would get
+        cfg = cfg.resolve(device)
     kwargs = dict(lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
     if device.type in ("cuda", "cpu"):
         kwargs["fused"] = True
@@ -156,8 +160,8 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device):
         adamw = torch.optim.AdamW(groups, foreach=True, **kwargs)
     if not matrices:
         return adamw
-    muon = Muon([p for p in model.parameters() if id(p) in matrices], lr=cfg.lr,
-                weight_decay=cfg.weight_decay)
+    muon = (muon or Muon)([p for p in model.parameters() if id(p) in matrices], lr=cfg.lr,
+                          weight_decay=cfg.weight_decay)
     return Optimizers(muon, adamw)
 
 

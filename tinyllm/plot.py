@@ -52,6 +52,12 @@ def plot_metrics(rows: list[dict], path, title: str | None = None) -> Path:
         _tokens_axis(ax, train or val)
     fig.suptitle(title or "tinyllm training", fontsize=11)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Write a matplotlib figure to the PNG file ``path`` (atomically) and close it."""
+    import matplotlib.pyplot as plt
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     png = io.BytesIO()
@@ -78,4 +84,4 @@ def _human(x, _pos=None) -> str:
     return f"{x:g}"
 
 
-__all__ = ["plot_metrics", "smooth"]
+__all__ = ["plot_metrics", "save_figure", "smooth"]

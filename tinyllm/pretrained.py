@@ -6,9 +6,11 @@ A **tinyllm model directory** (``GPT.save_pretrained``, the output of ``tinyllm 
     model.safetensors    the weights (format 1, tinyllm 0.1, stored W_q, W_k, W_v apart)
     vocab.json, merges.txt   the tokenizer (when the model has one)
 
-A **Hugging Face GPT-Neo directory** (``config.json`` + ``model.safetensors`` or
+A **Hugging Face GPT-Neo or Llama directory** (``config.json`` + ``model.safetensors`` or
 ``pytorch_model.bin``, optionally ``vocab.json`` + ``merges.txt``) or hub id loads through the
-name and config mapping of ``tinyllm.hf``; ``export`` writes one that transformers loads.
+name and config mapping of ``tinyllm.hf`` (GPT-Neo) or ``tinyllm.llama``, chosen by
+config.json's ``model_type``; ``export`` writes the one of the two that the model is, which
+transformers loads.
 
 Nothing here imports the model: ``load_model`` builds the class it is given (``GPT``), so the
 model can hand its ``from_pretrained``/``save_pretrained`` over to this module. Weights are
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from . import __version__, hf
+from . import __version__, hf, llama
 from .config import Config
 from .errors import TinyLLMError
 from .files import (CONFIG, TOKENIZER_FILES, WEIGHTS, atomic_dir, check_state_fits, make_readable,
@@ -83,7 +85,7 @@ def write_model_files(model, directory: Path) -> list[str]:
 
 
 def load_model(name_or_path, cls):
-    """A ``cls`` (``GPT``) model from a tinyllm model directory, a Hugging Face GPT-Neo
+    """A ``cls`` (``GPT``) model from a tinyllm model directory, a Hugging Face GPT-Neo or Llama
     directory or a hub id, with its tokenizer (``model.tokenizer``; None when there is none)."""
     if is_model_dir(name_or_path):
         return load_model_dir(name_or_path, cls)
@@ -120,12 +122,12 @@ def _has_tokenizer(directory: Path) -> bool:
     return all((directory / n).is_file() for n in TOKENIZER_FILES)
 
 
-# -- Hugging Face GPT-Neo ---------------------------------------------------------------------
+# -- Hugging Face GPT-Neo and Llama -----------------------------------------------------------
 
 def _load_hf(name_or_path, cls):
-    """A ``cls`` holding the weights of a Hugging Face GPT-Neo model: a local directory or a
-    hub id. The tokenizer is the directory's ``vocab.json`` + ``merges.txt``; without them
-    GPT-2's (GPT-Neo's own), or none for a vocabulary smaller than GPT-2's."""
+    """A ``cls`` holding the weights of a Hugging Face GPT-Neo or Llama model: a local directory
+    or a hub id. The tokenizer is the directory's ``vocab.json`` + ``merges.txt``; without them
+    GPT-2's for a GPT-Neo with GPT-2's vocabulary (its own), else none."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         directory = path
@@ -138,17 +140,22 @@ def _load_hf(name_or_path, cls):
                            "config.json and model.safetensors, or a hub id like "
                            "roneneldan/TinyStories-1M")
     if not (directory / CONFIG).is_file():
-        raise TinyLLMError(f"{directory} has no config.json: give a Hugging Face GPT-Neo model "
-                           "directory or a tinyllm checkpoint")
+        raise TinyLLMError(f"{directory} has no config.json: give a Hugging Face GPT-Neo or "
+                           "Llama model directory or a tinyllm checkpoint")
     hf_config = read_json(directory / CONFIG, "Hugging Face config.json")
-    config = hf.config_from_hf(hf_config)
-    state = hf.state_dict_from_hf(_read_hf_weights(directory))
-    if hf_config.get("tie_word_embeddings", True) and "wte.weight" in state:
+    is_llama = hf_config.get("model_type") == "llama"
+    if is_llama:
+        config = llama.config_from_llama(hf_config)
+        state = llama.state_dict_from_llama(_read_hf_weights(directory))
+    else:
+        config = hf.config_from_hf(hf_config)       # refuses model types it does not know
+        state = hf.state_dict_from_hf(_read_hf_weights(directory))
+    if config.tie_embeddings and "wte.weight" in state:
         state["lm_head.weight"] = state["wte.weight"]
     tokenizer = None
     if _has_tokenizer(directory):
         tokenizer = Tokenizer(directory)
-    elif config.vocab_size >= hf.GPT2_VOCAB_SIZE:
+    elif not is_llama and config.vocab_size >= hf.GPT2_VOCAB_SIZE:
         tokenizer = Tokenizer()  # GPT-Neo's own; a clear error when its files cannot be had
     if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
         raise TinyLLMError(f"the tokenizer ({tokenizer.path}) has {tokenizer.vocab_size} tokens "
@@ -197,10 +204,24 @@ def _download(repo_id: str) -> Path:
     return directory
 
 
+def export_format(config: Config) -> str:
+    """'GPT-Neo' or 'Llama': the Hugging Face layout ``export`` writes for a model with
+    ``config``; a model that is neither is one clear error saying why."""
+    neo, lla = hf.incompatibilities(config), llama.incompatibilities(config)
+    if not neo:
+        return "GPT-Neo"
+    if not lla:
+        return "Llama"
+    raise TinyLLMError(f"this model is neither a GPT-Neo ({'; '.join(neo)}) nor a Llama "
+                       f"({'; '.join(lla)}), so no Hugging Face model can load it")
+
+
 def export(model, directory) -> Path:
-    """Write ``model`` as a Hugging Face GPT-Neo directory: ``config.json``,
-    ``model.safetensors`` (GPT-Neo names) and the tokenizer's ``vocab.json`` + ``merges.txt``.
-    ``transformers.AutoModelForCausalLM.from_pretrained(directory)`` loads it."""
+    """Write ``model`` as a Hugging Face GPT-Neo or Llama directory (``export_format``):
+    ``config.json``, ``model.safetensors`` (that model's names) and the tokenizer's
+    ``vocab.json`` + ``merges.txt``. ``transformers.AutoModelForCausalLM.from_pretrained
+    (directory)`` loads it."""
+    kind = export_format(model.config)
     directory = Path(directory)
     if is_model_dir(directory):
         raise TinyLLMError(f"{directory} holds a tinyllm checkpoint; exporting there would "
@@ -208,15 +229,17 @@ def export(model, directory) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
     tied = torch.equal(sd["lm_head.weight"], sd["wte.weight"])
-    if tied:  # GPT-Neo's layout: the head is the embedding, stored once
+    if tied:  # the head is the embedding, stored once
         del sd["lm_head.weight"]
-    hf_sd = {k: v.contiguous() for k, v in hf.state_dict_to_hf(sd, model.config).items()}
+    to_state, to_config = ((hf.state_dict_to_hf, hf.config_to_hf) if kind == "GPT-Neo"
+                           else (llama.state_dict_to_llama, llama.config_to_llama))
+    hf_sd = {k: v.contiguous() for k, v in to_state(sd, model.config).items()}
     save_file(hf_sd, str(directory / WEIGHTS), metadata={"format": "pt"})
     make_readable(directory / WEIGHTS)
     tokenizer = getattr(model, "tokenizer", None)
     eos = getattr(tokenizer, "eos_token_id", None)
-    write_json(directory / CONFIG, hf.config_to_hf(model.config, tie_word_embeddings=tied,
-                                                   eos_token_id=eos))
+    write_json(directory / CONFIG, to_config(model.config, tie_word_embeddings=tied,
+                                             eos_token_id=eos))
     if tokenizer is not None:
         tokenizer.save(directory)
         special = "<|endoftext|>"
@@ -228,5 +251,4 @@ def export(model, directory) -> Path:
 
 
 __all__ = ["is_model_dir", "save_model", "write_model_files", "load_model", "load_model_dir",
-           "load_weights",
-           "export", "FORMAT"]
+           "load_weights", "export", "export_format", "FORMAT"]

@@ -98,7 +98,8 @@ class Run:
     and the four things the loop does with them: ``step``, ``log``, ``evaluate``, ``save``.
     Only the first process (rank 0) writes ``out_dir``."""
 
-    def __init__(self, model, cfg: TrainConfig, *, dist: Dist, byte_lengths=None, out_dir=None):
+    def __init__(self, model, cfg: TrainConfig, *, dist: Dist, byte_lengths=None, out_dir=None,
+                 muon=None):
         self.dist = dist
         self.device = dist.device_for(resolve_device(cfg.device))
         check_precision(self.device, cfg.precision)
@@ -107,7 +108,7 @@ class Run:
         self.byte_lengths = byte_lengths
         self.out_dir = Path(out_dir) if out_dir is not None and dist.is_main else None
         self.sampler = torch.Generator().manual_seed(self.cfg.seed + dist.rank)
-        self.optimizer = make_optimizer(model, self.cfg, self.device)
+        self.optimizer = make_optimizer(model, self.cfg, self.device, muon=muon)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.state = RunState(world_size=dist.world_size)
         loss_fn = LossModule(model)
@@ -268,7 +269,7 @@ class Run:
 
 def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
         out_dir=None, resume_from=None, dist: Dist | None = None, progress: bool = False,
-        on_eval=None, batches=None) -> dict:
+        on_eval=None, batches=None, muon=None) -> dict:
     """Train ``model`` on ``train_tokens`` (a ``TokenSpan`` or 1-D token array) under ``cfg``
     (``cfg.model`` is ignored: the model is given).
 
@@ -279,11 +280,12 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     rank samples from its own shard with a generator seeded ``cfg.seed + rank``; rank 0 logs
     the loss averaged over the ranks, evaluates and writes). ``batches``: an iterator of
     (B, T+1) token batches to train on instead of random windows (not saved in checkpoints).
+    ``muon``: the class that builds the Muon part of the optimizer (a learner's, say).
     Returns a summary: steps, tokens, seconds, final/best validation metrics, the signal that
     stopped it (or None) and the metrics rows."""
     dist = dist or Dist()
     torch.manual_seed(cfg.seed + dist.rank)   # dropout (the caller seeded the initial weights)
-    run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir)
+    run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir, muon=muon)
     if resume_from is not None:
         run.resume(resume_from)
     cfg, state, main = run.cfg, run.state, dist.is_main
@@ -300,7 +302,8 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     last_eval, stopped, early, loss = None, None, False, None
     window = _Window()                 # steps, tokens and seconds since the last metrics row
     bar = _progress_bar(total_steps, cfg.max_time, state) if progress and main else None
-    with fast_matmuls(run.device), run.writing(), _StopSignals() as stop:
+    with contextlib.closing(bar) if bar is not None else contextlib.nullcontext(), \
+            fast_matmuls(run.device), run.writing(), _StopSignals() as stop:
         while not done() and stopped is None and not early:
             t0 = time.perf_counter()
             # schedule -> step
@@ -348,8 +351,6 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
             _report(None, last_eval, on_eval, state)
         if run.saved_step != state.step:
             run.save()
-    if bar is not None:
-        bar.close()
     run.finish()
     return {"steps": state.step, "tokens": state.tokens, "seconds": state.elapsed,
             "total_steps": total_steps, "signal": stopped, "final": last_eval,

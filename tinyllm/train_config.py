@@ -9,6 +9,13 @@ Two defaults depend on where the run happens and are filled in by ``resolve``, i
 batches) and ``tokenizer`` (the built-in corpus ships its own; other text gets a 4,096-token BPE
 trained on it, which gave the lowest held-out bits per byte in the README's sweep).
 
+Regularisation follows the data: a run that sees its training tokens many times needs weight
+decay and dropout (the README's 10-minute runs over 160 K tokens see each ~14 times), one that
+sees each token about once (the real TinyStories, ~470 M tokens) loses quality to them. So
+``weight_decay`` (and the model's dropout, where left as None) default to ``regularization(passes)``
+of the run's planned passes over its training tokens (``planned_passes``), filled in by
+``resolve`` when the number of training tokens is known.
+
 A resumed run is its saved configuration with the options given again applied on top
 (``resumed``); the model, the tokenizer and the optimizer cannot change (``fixed``), and a
 budget given again replaces the saved budget.
@@ -18,20 +25,89 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .config import Config, option
 from .errors import TinyLLMError
+from .schedule import DEFAULT_MAX_STEPS, steps_for
 
-DEFAULT_MAX_STEPS = 1000          # when no budget is given at all
 OPTIMIZERS = ("muon", "adamw", "adam")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def default_model() -> Config:
     """The model ``tinyllm train`` builds: 4 blocks, 128 wide, 8 heads, a 128-token context
-    (the lowest held-out bits per byte of the shapes tried in 10 CPU minutes; README)."""
+    (the lowest held-out bits per byte of the shapes tried in 10 CPU minutes; README), with
+    GPT-Neo's components (``--arch gpt-neo``)."""
     return Config(hidden_size=128, num_layers=4, num_heads=8, context_size=128,
                   max_position_embeddings=128, attention_layers=["global", "local"] * 2,
                   window_size=None, attention="scaled", residual_dropout=0.1,
                   embedding_dropout=0.1)
+
+
+def llama_model() -> Config:
+    """``default_model``'s shape with Llama's components (``--arch llama``): rotary positions,
+    RMSNorm, a SwiGLU MLP, no biases, every layer global. ``tinyllm export`` writes it as a
+    Hugging Face ``LlamaForCausalLM``."""
+    c = default_model()
+    return c.replace(position="rotary", norm="rmsnorm", mlp="gated", activation="silu",
+                     bias=False, attention_layers=["global"] * c.num_layers, window_size=None)
+
+
+ARCHITECTURES = {"gpt-neo": default_model, "llama": llama_model}   # --arch NAME: the model
+
+
+# -- regularisation that follows the planned passes over the data ------------------------------
+
+# (passes, dropout, weight decay) anchors: up to the first, its values; from the last, its
+# values; in between, interpolated linearly in log(passes). The many-pass anchor is the setting
+# tuned at ~14 passes (README); the one-pass anchor is a proposal for benchmarks/ladder.py to
+# confirm or replace (its regime (b) measures one pass).
+REGULARIZATION = ((1.0, 0.0, 0.1), (14.0, 0.1, 2.0))
+
+# Training FLOP/s one process sustains, to turn a time budget into planned passes: on a CPU,
+# per thread, from the default model on this project's CPU (1,180 steps of 2,048 tokens in
+# 600 s, evaluation included, two runs side by side: ~4,000 tokens/s of ~8.7 MFLOP each);
+# elsewhere a guess for small models.
+ASSUMED_FLOPS = {"cpu": 3.5e10, "cuda": 2e13, "mps": 2e12}
+
+
+def regularization(passes: float | None) -> dict:
+    """{'dropout': p, 'weight_decay': λ} for a run planned to see its training tokens ``passes``
+    times (``REGULARIZATION``); None (not known): the many-pass values, tinyllm's defaults."""
+    (p0, drop0, wd0), (p1, drop1, wd1) = REGULARIZATION
+    if passes is None or passes >= p1:
+        return {"dropout": drop1, "weight_decay": wd1}
+    if passes <= p0:
+        return {"dropout": drop0, "weight_decay": wd0}
+    t = math.log(passes / p0) / math.log(p1 / p0)                  # 0 at p0, 1 at p1
+    return {"dropout": round(drop0 + t * (drop1 - drop0), 4),
+            "weight_decay": round(wd0 + t * (wd1 - wd0), 4)}
+
+
+def training_flops_per_token(config: Config) -> float:
+    """About 6 N + 12 L T C: N the parameters in matrix products (blocks and head), three
+    products per parameter (forward, two backward) of 2 FLOPs, and the attention scores and
+    mixing, 2 · 2 · T · C a layer forward, three times that with backward."""
+    C, L, T = config.hidden_size, config.num_layers, config.context_size
+    ffn = (3 if config.mlp == "gated" else 2) * C * config.mlp_size
+    n = L * (4 * C * C + ffn) + config.vocab_size * C
+    return 6 * n + 12 * L * T * C
+
+
+def planned_passes(cfg: "TrainConfig", num_train_tokens: int, tokens_per_step: int,
+                   device=None, threads: int = 1) -> float | None:
+    """How many times the run will see its training tokens: the token budget of its step,
+    epoch or token budget divided by ``num_train_tokens``; for a time budget alone, seconds ×
+    the tokens/s that ``ASSUMED_FLOPS`` (× ``threads`` on a CPU) gives the model (an estimate);
+    None when it cannot be told (no vocabulary size yet, say)."""
+    if not num_train_tokens:
+        return None
+    steps = steps_for(cfg, tokens_per_step, num_train_tokens)
+    passes = None if steps is None else steps * tokens_per_step / num_train_tokens
+    if cfg.max_time is not None and cfg.model.vocab_size is not None:
+        kind = getattr(device, "type", "cpu")
+        flops = ASSUMED_FLOPS.get(kind, ASSUMED_FLOPS["cpu"]) * (threads if kind == "cpu" else 1)
+        timed = cfg.max_time * flops / training_flops_per_token(cfg.model) / num_train_tokens
+        passes = timed if passes is None else min(passes, timed)
+    return passes
 
 
 DATA, BUDGET, MODEL, OPTIMIZATION, EVALUATION = (
@@ -86,10 +162,17 @@ class TrainConfig:
                                group=OPTIMIZATION)
     decay_steps: int | None = option(None, "length of warmup + decay (default: the step budget)",
                                      metavar="STEPS", group=OPTIMIZATION)
-    schedule: str = option("cosine", "the learning rate after warmup", choices=SCHEDULES,
+    schedule: str = option("cosine", "the learning rate after warmup: cosine down to --min-lr; "
+                                     "wsd: warmup-stable-decay, the peak until the last "
+                                     "--cooldown of the run, then a straight line down to "
+                                     "--min-lr; constant", choices=SCHEDULES,
                            group=OPTIMIZATION)
-    weight_decay: float = option(2.0, "decay of the weight matrices (not embeddings, biases, "
-                                      "norms)", group=OPTIMIZATION)
+    cooldown: float = option(0.2, "wsd: the final fraction of the run spent decaying",
+                             metavar="F", group=OPTIMIZATION)
+    weight_decay: float | None = option(None, "decay of the weight matrices (not embeddings, "
+                                              "biases, norms); default: by the planned passes "
+                                              "over the data, 2.0 at 14 or more",
+                                        group=OPTIMIZATION)
     betas: tuple = option((0.9, 0.95), "AdamW's moment decay rates", group=OPTIMIZATION)
     eps: float = option(1e-8, "AdamW's epsilon", group=OPTIMIZATION)
     clip: float = option(1.0, "largest global gradient norm; 0: no clipping", group=OPTIMIZATION)
@@ -133,8 +216,11 @@ class TrainConfig:
             raise TinyLLMError(f"learning rate must be positive, got {self.lr}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             raise TinyLLMError(f"--min-lr must lie between 0 and --lr ({self.lr}), got {self.min_lr}")
-        if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
+        if self.warmup_steps < 0 or self.clip < 0 or (self.weight_decay or 0) < 0:
             raise TinyLLMError("warmup steps, clip and weight decay must not be negative")
+        if not 0 < self.cooldown <= 1:
+            raise TinyLLMError(f"--cooldown must be a fraction of the run in (0, 1], "
+                               f"got {self.cooldown}")
         for name in ("eval_every", "eval_batches", "log_every", "patience"):
             if getattr(self, name) < 0:
                 raise TinyLLMError(f"{_flag(name)} must be 0 or more, got {getattr(self, name)}")
@@ -147,13 +233,30 @@ class TrainConfig:
             raise TinyLLMError(f"val-fraction must be between 0 and 1, got {self.val_fraction}")
 
     # -- defaults that depend on the run ------------------------------------------------------
-    def resolve(self, device) -> "TrainConfig":
-        """A copy with the defaults that depend on the device and the data filled in."""
+    def resolve(self, device, num_train_tokens: int | None = None,
+                world_size: int = 1) -> "TrainConfig":
+        """A copy with the defaults that depend on the device and the data filled in: the batch
+        size, the tokenizer, and — from the planned passes over ``num_train_tokens`` (unknown:
+        the many-pass values) — the weight decay and the model's dropout where they are None."""
         changes = {}
         if self.batch_size is None:
             changes["batch_size"] = 128 if device.type == "cuda" else 16
         if self.tokenizer is None:
             changes["tokenizer"] = "builtin" if self.data == "sample" else "bpe-4096"
+        model = self.model
+        if self.weight_decay is None or model.residual_dropout is None \
+                or model.embedding_dropout is None:
+            batch = changes.get("batch_size", self.batch_size)
+            per_step = batch * self.grad_accum * model.context_size * world_size
+            passes = (planned_passes(self, num_train_tokens, per_step, device,
+                                     _threads(device)) if num_train_tokens else None)
+            rule = regularization(passes)
+            if self.weight_decay is None:
+                changes["weight_decay"] = rule["weight_decay"]
+            dropouts = {name: rule["dropout"] for name in ("residual_dropout", "embedding_dropout")
+                        if getattr(model, name) is None}
+            if dropouts:
+                changes["model"] = model.replace(**dropouts)
         return replace(self, **changes)
 
     @property
@@ -190,6 +293,11 @@ class TrainConfig:
         return replace(self, **changes)
 
 
+def _threads(device) -> int:
+    import torch
+    return torch.get_num_threads() if getattr(device, "type", "cpu") == "cpu" else 1
+
+
 def _flag(name: str) -> str:
     """The command-line name of a field: --warmup for warmup_steps, --max-steps for max_steps."""
     for f in fields(TrainConfig) + fields(Config):
@@ -198,4 +306,5 @@ def _flag(name: str) -> str:
     return name
 
 
-__all__ = ["TrainConfig", "default_model", "DEFAULT_MAX_STEPS"]
+__all__ = ["TrainConfig", "default_model", "llama_model", "ARCHITECTURES", "DEFAULT_MAX_STEPS",
+           "regularization", "planned_passes", "training_flops_per_token", "REGULARIZATION"]

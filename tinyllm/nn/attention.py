@@ -4,11 +4,13 @@ For an input x (B, T, C) and H heads of size d = C / H:
 
     [q k v] = x W_qkv                                 W_qkv = [W_q W_k W_v], no bias; each split
                                                       into H heads: (B, H, T, d)
+    q, k = RMSNorm(q), RMSNorm(k)                     per head, with qk_norm only (Qwen3)
+    q, k = rope(q, i), rope(k, j)                     rotary positions only (tinyllm.nn.rotary)
     s_ij = s · q_i · k_j                              s = 1 (GPT-Neo) or 1/√d ('scaled')
     s_ij = -∞  where j > i                            (causal: no looking ahead)
              or i - j ≥ window                        (local layers: only the last `window` tokens)
     y_i = Σ_j softmax_j(s_ij) v_j                     (scores kept in fp32)
-    out = concat_heads(y) W_o + b_o                   (output projection with bias)
+    out = concat_heads(y) W_o + b_o                   (output projection; b_o unless bias=False)
 
 Two implementations give the same result: ``explicit`` writes the softmax out (for learners;
 its probabilities pass through the ``probs`` hook point, where they can be read); the default
@@ -17,13 +19,17 @@ calls ``torch.nn.functional.scaled_dot_product_attention`` (fused, much faster).
 A key/value cache makes generation cost one position per new token: ``kv`` is this layer's
 preallocated (B, 2, H, T_max, d) buffer of keys [:, 0] and values [:, 1] (``tinyllm.nn.KVCache``),
 ``pos`` the absolute position of x[:, 0]. The new keys/values are written at [pos, pos + T) and the queries
-attend to everything before.
+attend to everything before. With rotary positions, ``rope`` is the (cos, sin) of positions
+pos .. pos + T - 1 (``tinyllm.nn.Rotary``): keys are rotated before they enter the cache.
 """
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .norm import RMSNorm
+from .rotary import apply_rotary
 
 
 class Attention(nn.Module):
@@ -40,7 +46,13 @@ class Attention(nn.Module):
         self.scale = 1.0 if config.attention == "gpt-neo" else 1.0 / math.sqrt(self.head_dim)
         self.explicit = config.explicit
         self.qkv = nn.Linear(C, 3 * C, bias=False)     # W_q, W_k, W_v stacked: one matrix product
-        self.out_proj = nn.Linear(C, C, bias=True)
+        self.out_proj = nn.Linear(C, C, bias=config.bias)
+        self.rotary = config.position == "rotary"
+        if config.qk_norm:   # one γ of size d for the queries, one for the keys, shared by heads
+            self.q_norm = RMSNorm(self.head_dim, config.layer_norm_epsilon, config.explicit)
+            self.k_norm = RMSNorm(self.head_dim, config.layer_norm_epsilon, config.explicit)
+        else:
+            self.q_norm = self.k_norm = None
         self.attn_dropout = config.attention_dropout
         self.resid_dropout = config.residual_dropout
         self.probs = nn.Identity()  # hook point: the (B, H, T, S) probabilities, explicit path only
@@ -54,10 +66,12 @@ class Attention(nn.Module):
             allowed = allowed & (i - j < self.window)
         return allowed
 
-    def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv=None, pos: int = 0, rope=None) -> torch.Tensor:
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(0, 2, 3, 1, 4)
         # qkv: (B, 3, H, T, d): q, k, v of each head
+        if self.q_norm is not None or self.rotary:
+            qkv = self._normalise_and_rotate(qkv, rope)
 
         first_key = pos  # absolute position of the first key: without a cache, x's own
         if kv is None:
@@ -87,6 +101,18 @@ class Attention(nn.Module):
                                                dropout_p=dropout, scale=self.scale)
         y = self.out_proj(y.transpose(1, 2).reshape(B, T, C))  # concatenate heads: (B, T, C)
         return F.dropout(y, self.resid_dropout) if self.training and self.resid_dropout else y
+
+    def _normalise_and_rotate(self, qkv, rope):
+        """QK-norm, then rotary positions, on the new queries and keys of qkv (B, 3, H, T, d)."""
+        if self.rotary and rope is None:
+            raise ValueError("rotary attention needs the (cos, sin) of its positions: "
+                             "pass rope=Rotary(d)(pos, T)")
+        qk, v = qkv[:, :2], qkv[:, 2:]                     # (B, 2, H, T, d), (B, 1, H, T, d)
+        if self.q_norm is not None:
+            qk = torch.stack((self.q_norm(qk[:, 0]), self.k_norm(qk[:, 1])), dim=1)
+        if self.rotary:
+            qk = apply_rotary(qk, *rope)                   # q and k at once: cos, sin (T, d)
+        return torch.cat((qk, v), dim=1)
 
     def _explicit(self, q, k, v, mask, causal, dropout):
         # q: (B, H, T, d), k, v: (B, H, S, d)

@@ -1,28 +1,29 @@
-"""A pre-LayerNorm transformer block (GPT-2 / GPT-Neo layout).
+"""A pre-norm transformer block (GPT-2 / GPT-Neo / Llama layout).
 
-    x = x + Attention(LN₁(x))
-    x = x + MLP(LN₂(x))
+    x = x + Attention(Norm₁(x))
+    x = x + MLP(Norm₂(x))
+
+Norm is LayerNorm or RMSNorm and the MLP plain or gated, as the config says.
 """
 import torch
 from torch import nn
 
 from .attention import Attention
-from .mlp import MLP
-from .norm import LayerNorm
+from .mlp import make_mlp
+from .norm import make_norm
 
 
 class Block(nn.Module):
     def __init__(self, config, layer_type: str = "global"):
         super().__init__()
-        C, eps = config.hidden_size, config.layer_norm_epsilon
-        self.ln_1 = LayerNorm(C, eps, config.explicit)
+        self.ln_1 = make_norm(config)
         self.attn = Attention(config, layer_type)
-        self.ln_2 = LayerNorm(C, eps, config.explicit)
-        self.mlp = MLP(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = make_mlp(config)
 
-    def forward(self, x: torch.Tensor, kv=None, pos: int = 0) -> torch.Tensor:
-        # x: (B, T, C); kv/pos: this layer's key/value cache and the position of x[:, 0] (see Attention)
-        x = x + self.attn(self.ln_1(x), kv=kv, pos=pos)
+    def forward(self, x: torch.Tensor, kv=None, pos: int = 0, rope=None) -> torch.Tensor:
+        # x: (B, T, C); kv/pos/rope: this layer's key/value cache, the position of x[:, 0] and
+        # the rotary (cos, sin) of the positions (see Attention)
+        x = x + self.attn(self.ln_1(x), kv=kv, pos=pos, rope=rope)
         x = x + self.mlp(self.ln_2(x))
         return x
-

@@ -4,6 +4,7 @@ holding all of its logits.
 For hidden states h (N, C), head weight W (V, C) and targets y (N,):
 
     z_i = W h_i                                     logits of row i            (V,)
+    z_i = c · tanh(z_i / c)                         with a logit soft-cap c only (Gemma 2)
     ℓ_i = logsumexp(z_i) - z_i[y_i]                 cross-entropy of row i
     L   = (1/n) Σ_i ℓ_i                             n = rows whose target is not ignore_index
 
@@ -14,6 +15,7 @@ max_j p_ij = exp(m_i - logsumexp(z_i)), so logsumexp(z_i) = m_i - log max_j p_ij
 and its gradients, with p_i = softmax(z_i) and e_y the one-hot vector of y_i:
 
     ∂L/∂z_i = (p_i - e_y) / n                       (V,)
+              · (1 - (z_i / c)²)                    through the soft-cap: d(c tanh(u/c))/du
     ∂L/∂h_i = Wᵀ ∂L/∂z_i                            (C,)
     ∂L/∂W   = Σ_i ∂L/∂z_i h_iᵀ                      (V, C)
 
@@ -28,9 +30,15 @@ one (chunk, V) block, which stays in cache, and the work is the same three matri
 import torch
 
 
+def softcap(z: torch.Tensor, cap: float) -> torch.Tensor:
+    """c · tanh(z / c): about z for |z| ≪ c, never beyond ±c (smooth, unlike clipping)."""
+    return cap * torch.tanh(z / cap)
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, targets, ignore_index: int, chunk_size: int, reduction: str):
+    def forward(ctx, h, weight, targets, ignore_index: int, chunk_size: int, reduction: str,
+                cap: float | None = None):
         # h: (N, C)   weight: (V, C)   targets: (N,) int64
         valid = targets != ignore_index                             # (N,)
         safe = torch.where(valid, targets, 0)                       # any in-range id for ignored rows
@@ -45,6 +53,9 @@ class LinearCrossEntropy(torch.autograd.Function):
             z = hc @ weight.t()                                     # (n, V), autocast may pick bf16
             mm_dtype = z.dtype
             z = z.float()
+            if cap is not None:
+                z = z.div_(cap).tanh_().mul_(cap)                   # c tanh(z / c)
+                dcap = 1 - (z / cap).square_()                      # its derivative, (n, V)
             m = z.amax(dim=-1)                                      # (n,)   max_j z_ij
             z_y = z.gather(1, yc[:, None]).squeeze(1)               # (n,)   z_i[y_i]
             p = _softmax_(z)                                        # (n, V) p_i, over z on a CPU
@@ -54,6 +65,8 @@ class LinearCrossEntropy(torch.autograd.Function):
             if need_h or need_w:
                 g = p.scatter_add_(1, yc[:, None], torch.full_like(lse[:, None], -1.0))  # p_i - e_y
                 g.mul_((vc * scale)[:, None])                       # ignored rows: 0; mean: / n
+                if cap is not None:
+                    g.mul_(dcap)                                    # back through the cap
                 g = g.to(mm_dtype)                                  # (n, V)   ∂L/∂z
                 if need_h:
                     grad_h[s:s + chunk_size] = g @ weight           # (n, C)
@@ -70,7 +83,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         grad_h = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
         grad_w = grad_w * grad_out.to(grad_w.dtype) if grad_w is not None else None
-        return grad_h, grad_w, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None
 
 
 def _softmax_(z: torch.Tensor) -> torch.Tensor:
@@ -83,9 +96,11 @@ def _softmax_(z: torch.Tensor) -> torch.Tensor:
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                          ignore_index: int = -100, chunk_size: int | None = None,
-                         reduction: str = "mean") -> torch.Tensor:
+                         reduction: str = "mean",
+                         logit_softcap: float | None = None) -> torch.Tensor:
     """``F.cross_entropy(h @ weight.T, targets)`` for h (N, C), weight (V, C), targets (N,),
-    without holding the (N, V) logits; ``reduction`` is 'mean' (over non-ignored rows) or 'sum'."""
+    without holding the (N, V) logits; ``reduction`` is 'mean' (over non-ignored rows) or 'sum';
+    ``logit_softcap`` c: the logits are c · tanh(h @ weight.T / c)."""
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
     if h.dim() != 2 or weight.dim() != 2 or targets.shape != h.shape[:1]:
@@ -95,7 +110,8 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
         chunk_size = default_chunk_size(weight.shape[0])
     if not torch.is_grad_enabled():  # evaluation: the same sums, no gradients computed
         h, weight = h.detach(), weight.detach()
-    return LinearCrossEntropy.apply(h, weight, targets, ignore_index, chunk_size, reduction)
+    return LinearCrossEntropy.apply(h, weight, targets, ignore_index, chunk_size, reduction,
+                                    logit_softcap)
 
 
 def default_chunk_size(vocab_size: int) -> int:
@@ -105,4 +121,4 @@ def default_chunk_size(vocab_size: int) -> int:
     return max(16, (1 << 22) // vocab_size)
 
 
-__all__ = ["LinearCrossEntropy", "linear_cross_entropy", "default_chunk_size"]
+__all__ = ["LinearCrossEntropy", "linear_cross_entropy", "default_chunk_size", "softcap"]

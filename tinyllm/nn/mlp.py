@@ -1,10 +1,18 @@
-"""The position-wise feed-forward network of a GPT block.
+"""The position-wise feed-forward network of a block: plain (GPT-2 / GPT-Neo) or gated (Llama).
 
-    MLP(x) = dropout( act(x W₁ + b₁) W₂ + b₂ )        W₁: C × I,  W₂: I × C  (I = 4C by default)
+    plain:  MLP(x) = dropout( act(x W₁ + b₁) W₂ + b₂ )                 W₁: C × I,  W₂: I × C
+    gated:  MLP(x) = dropout( (act(x W_gate) ⊙ x W_up) W_down )         W_gate, W_up: C × I
 
-GPT-Neo's activation is ``gelu_new``, the tanh approximation of GELU:
+I is 4C for the plain MLP and about 8C/3 for the gated one, which has three matrices instead of
+two (``Config.mlp_size``); the biases are there unless ``bias=False``. The gated form with
+act = SiLU is SwiGLU (Shazeer 2020), Llama's MLP. W_gate and W_up are kept side by side in one
+(2I × C) matrix, so that both come out of one matrix product.
 
-    gelu_new(x) = ½ x (1 + tanh( √(2/π) (x + 0.044715 x³) ))
+The activations:
+
+    gelu_new(x) = ½ x (1 + tanh( √(2/π) (x + 0.044715 x³) ))     GPT-Neo's: GELU, tanh approximation
+    silu(x)     = x · σ(x)                                          (also called swish)
+    relu2(x)    = max(x, 0)²                                        ReLU² (Primer; modded-nanogpt)
 """
 import math
 
@@ -23,10 +31,15 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def relu2(x: torch.Tensor) -> torch.Tensor:
+    """ReLU squared: max(x, 0)²."""
+    return F.relu(x).square()
+
+
 def activation(name: str, explicit: bool = False):
     """The activation function called ``name``; ``explicit`` picks the written-out formula."""
     functions = {"gelu_new": gelu_new if explicit else gelu_tanh, "gelu": F.gelu,
-                 "relu": F.relu, "silu": F.silu}
+                 "relu": F.relu, "silu": F.silu, "relu2": relu2}
     if name not in functions:
         raise ValueError(f"unknown activation {name!r}: use one of {', '.join(functions)}")
     return functions[name]
@@ -35,9 +48,9 @@ def activation(name: str, explicit: bool = False):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        inner = config.intermediate_size or 4 * config.hidden_size
-        self.c_fc = nn.Linear(config.hidden_size, inner)      # W₁, b₁
-        self.c_proj = nn.Linear(inner, config.hidden_size)    # W₂, b₂
+        inner = config.mlp_size
+        self.c_fc = nn.Linear(config.hidden_size, inner, bias=config.bias)    # W₁, b₁
+        self.c_proj = nn.Linear(inner, config.hidden_size, bias=config.bias)  # W₂, b₂
         self.act = activation(config.activation, config.explicit)
         self.dropout = config.residual_dropout
 
@@ -45,3 +58,24 @@ class MLP(nn.Module):
         # x: (B, T, C) -> (B, T, I) -> (B, T, C)
         y = self.c_proj(self.act(self.c_fc(x)))
         return F.dropout(y, self.dropout) if self.training and self.dropout else y
+
+
+class GatedMLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        inner = config.mlp_size
+        self.c_fc = nn.Linear(config.hidden_size, 2 * inner, bias=config.bias)  # [W_gate; W_up]
+        self.c_proj = nn.Linear(inner, config.hidden_size, bias=config.bias)    # W_down
+        self.act = activation(config.activation, config.explicit)
+        self.dropout = config.residual_dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, C) -> gate, up: (B, T, I) each -> (B, T, C)
+        gate, up = self.c_fc(x).chunk(2, dim=-1)
+        y = self.c_proj(self.act(gate) * up)
+        return F.dropout(y, self.dropout) if self.training and self.dropout else y
+
+
+def make_mlp(config) -> nn.Module:
+    """The MLP ``config.mlp`` names: ``MLP`` (plain) or ``GatedMLP``."""
+    return GatedMLP(config) if config.mlp == "gated" else MLP(config)

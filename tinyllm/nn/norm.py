@@ -1,11 +1,15 @@
-"""Layer normalisation with a learnable scale and shift (as in GPT-Neo).
+"""Normalisation layers: LayerNorm (GPT-Neo) and RMSNorm (Llama), over the last dimension.
 
-    μ = mean(x),  σ² = mean((x - μ)²)          over the last dimension (biased variance)
-    y = (x - μ) / sqrt(σ² + ε) · γ + β
+    LayerNorm:  μ = mean(x),  σ² = mean((x - μ)²)          (biased variance)
+                y = (x - μ) / sqrt(σ² + ε) · γ + β
+    RMSNorm:    y = x / sqrt(mean(x²) + ε) · γ              (no centring, no shift)
 
-``explicit=True`` computes exactly these lines (for learners; ``tinyllm check`` holds them equal
-to ``torch.nn.LayerNorm``); the default calls the fused kernel ``F.layer_norm``, one operation
-instead of nine, forward and backward.
+RMSNorm drops the mean and the shift: one reduction instead of two, one parameter vector
+instead of two, and in practice the same quality (Zhang & Sennrich 2019).
+
+``explicit=True`` computes exactly these lines (for learners; the parity tests hold them equal
+to ``torch.nn.LayerNorm`` and ``torch.nn.RMSNorm``); the default calls the fused kernels
+``F.layer_norm`` / ``F.rms_norm``, one operation instead of several, forward and backward.
 """
 import torch
 import torch.nn.functional as F
@@ -30,3 +34,28 @@ class LayerNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6, explicit: bool = False):
+        super().__init__()
+        self.eps = eps
+        self.explicit = explicit
+        self.weight = nn.Parameter(torch.ones(dim))  # γ
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (..., C)
+        if not self.explicit:   # γ in x's dtype: under autocast q and k arrive in bf16
+            return F.rms_norm(x, self.weight.shape, self.weight.to(x.dtype), self.eps)
+        mean_square = x.pow(2).mean(dim=-1, keepdim=True)          # (..., 1)
+        return x * torch.rsqrt(mean_square + self.eps) * self.weight
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+def make_norm(config, dim: int | None = None) -> nn.Module:
+    """The normalisation ``config.norm`` names, over ``dim`` features (default: the width)."""
+    dim = dim or config.hidden_size
+    cls = RMSNorm if config.norm == "rmsnorm" else LayerNorm
+    return cls(dim, config.layer_norm_epsilon, config.explicit)

@@ -1,0 +1,1 @@
+"""A learner's components, correct and deliberately broken, for tests/test_check_use.py."""

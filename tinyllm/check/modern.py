@@ -1,0 +1,248 @@
+"""The rows of the components newer models use — rotary positions, RMSNorm, the gated (SwiGLU)
+and ReLU² MLPs, QK-norm, bias-free linears, a logit soft-cap — against their twins in
+transformers (Llama, Qwen3) and torch, the Llama-shaped model as a whole, and its key/value cache.
+Each takes the ``parts`` under test (the RMSNorm row checks a learner's ``rmsnorm``; the others
+tinyllm's own) and returns the largest difference."""
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from .. import hf, llama
+from ..config import Config
+from ..model import GPT
+from ..nn import MLP, apply_rotary, Attention, Block, GatedMLP, Rotary
+from ..nn.loss import linear_cross_entropy
+from .common import T, max_diff, randomize, Skip, small_config, worst
+from .diagnose import compare
+
+
+THETA = 500.0     # a rotary base other than the default, so that it must be read
+
+
+def _transformers() -> SimpleNamespace:
+    """The reference classes (the rows that need them skip when transformers is absent)."""
+    try:
+        from transformers import GPTNeoConfig, LlamaConfig, Qwen3Config
+        from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoForCausalLM, GPTNeoMLP
+        from transformers.models.llama import modeling_llama
+        from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention
+    except ImportError:
+        raise Skip("transformers is not installed (pip install transformers)") from None
+    return SimpleNamespace(GPTNeoConfig=GPTNeoConfig, LlamaConfig=LlamaConfig,
+                           Qwen3Config=Qwen3Config, GPTNeoForCausalLM=GPTNeoForCausalLM,
+                           GPTNeoMLP=GPTNeoMLP, llama=modeling_llama,
+                           Qwen3Attention=Qwen3Attention)
+
+
+def llama_config(**kw) -> Config:
+    """``config`` with Llama's components (what ``llama_model`` sets)."""
+    return small_config(**{**dict(position="rotary", norm="rmsnorm", mlp="gated", activation="silu",
+                            bias=False, attention="scaled", attention_layers=["global"] * 2,
+                            window_size=None, layer_norm_epsilon=1e-6, rope_theta=THETA), **kw})
+
+
+def hf_llama_config(c: Config, **kw):
+    """transformers' LlamaConfig for tinyllm Config ``c`` (eager attention)."""
+    d = llama.config_to_llama(c)
+    d.update(bos_token_id=None, eos_token_id=None, attn_implementation="eager", **kw)
+    return _transformers().LlamaConfig(**d)
+
+
+def causal_mask(T_: int) -> torch.Tensor:
+    """The additive (1, 1, T, T) causal mask transformers' eager attention takes."""
+    return torch.full((T_, T_), torch.finfo(torch.float32).min).triu(1)[None, None]
+
+
+def in_tinyllm_names(ref_state: dict, theirs: str = "", mine: str = "") -> dict:
+    """The weights of a Llama layer's part (``theirs`` = 'self_attn.', 'mlp.' or '' for the whole
+    layer) in the names of tinyllm's part (``mine`` = 'attn.', 'mlp.' or ''), through
+    tinyllm.llama's mapping, as layer 0 of a model."""
+    sd = llama.state_dict_from_llama({f"model.layers.0.{theirs}{k}": v
+                                      for k, v in ref_state.items()})
+    prefix = "blocks.0." + mine
+    return {k[len(prefix):]: v for k, v in sd.items()}
+
+
+# -- the rows ---------------------------------------------------------------------------------
+
+def check_rmsnorm(parts):
+    """RMSNorm (tinyllm's written out and fused, or a learner's) vs torch.nn.RMSNorm."""
+    impl = parts["rmsnorm"]
+    ref = randomize(torch.nn.RMSNorm(32, eps=1e-6))
+    x = torch.randn(3, T, 32) * 2 + 0.5
+    return worst(compare(impl.make(small_config(layer_norm_epsilon=1e-6, **v)), ref, [(x,)],
+                         kind="rmsnorm") for v in impl.variants)
+
+
+def check_rotary(parts):
+    """Rotary (cos, sin) and its application to q and k, at positions 0.. and 5.., vs
+    transformers' LlamaRotaryEmbedding + apply_rotary_pos_emb."""
+    tf = _transformers()
+    ref = tf.llama.LlamaRotaryEmbedding(hf_llama_config(llama_config()))
+    q, k = torch.randn(2, 4, T, 8), torch.randn(2, 4, T, 8)
+    worst = 0.0
+    for pos in (0, 5):
+        cos, sin = ref(q, torch.arange(pos, pos + T)[None])
+        ref_q, ref_k = tf.llama.apply_rotary_pos_emb(q, k, cos, sin)
+        my_cos, my_sin = Rotary(8, THETA)(pos, T)
+        worst = max(worst, max_diff(apply_rotary(q, my_cos, my_sin), ref_q),
+                    max_diff(apply_rotary(k, my_cos, my_sin), ref_k))
+    return worst
+
+
+def check_swiglu(parts):
+    """The gated MLP with SiLU (SwiGLU), written out and fused, vs transformers' LlamaMLP."""
+    tf = _transformers()
+    x = torch.randn(3, T, 32)
+    worst = 0.0
+    for explicit in (False, True):
+        c = llama_config(intermediate_size=48, explicit=explicit)
+        ref = randomize(tf.llama.LlamaMLP(hf_llama_config(c)))
+        mine = GatedMLP(c).eval()
+        mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "mlp.", "mlp."))
+        worst = max(worst, max_diff(mine(x), ref(x)))
+    return worst
+
+
+def check_relu2_mlp(parts):
+    """The plain MLP with ReLU², vs GPTNeoMLP with transformers' 'relu2' activation."""
+    tf = _transformers()
+    c = small_config(activation="relu2", intermediate_size=48)
+    neo = tf.GPTNeoConfig(**{**hf.config_to_hf(c), "bos_token_id": None, "eos_token_id": None})
+    ref = randomize(tf.GPTNeoMLP(48, neo))
+    mine = MLP(c).eval()
+    mine.load_state_dict(ref.state_dict())
+    x = torch.randn(3, T, 32)
+    return max_diff(mine(x), ref(x))
+
+
+def check_attention_rotary(parts):
+    """Rotary, 1/√d, bias-free attention (written out and fused) vs LlamaAttention (eager)."""
+    tf = _transformers()
+    x = torch.randn(2, T, 32)
+    worst = 0.0
+    for explicit in (False, True):
+        c = llama_config(explicit=explicit)
+        hc = hf_llama_config(c)
+        ref = randomize(tf.llama.LlamaAttention(hc, layer_idx=0))
+        mine = Attention(c, "global").eval()
+        mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "self_attn.", "attn."))
+        rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
+        expected = ref(x, position_embeddings=rope, attention_mask=causal_mask(T))[0]
+        worst = max(worst, max_diff(mine(x, rope=Rotary(8, THETA)(0, T)), expected))
+    return worst
+
+
+def check_qk_norm(parts):
+    """QK-norm (per-head RMSNorm of q and k, before rotary) vs transformers' Qwen3Attention."""
+    tf = _transformers()
+    x = torch.randn(2, T, 32)
+    worst = 0.0
+    for explicit in (False, True):
+        c = llama_config(qk_norm=True, explicit=explicit)
+        qc = tf.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=4, head_dim=8,
+                         rms_norm_eps=1e-6, rope_theta=THETA, attention_bias=False,
+                         num_hidden_layers=1, layer_types=["full_attention"],
+                         attn_implementation="eager")
+        ref = randomize(tf.Qwen3Attention(qc, layer_idx=0))
+        mine = Attention(c, "global").eval()
+        state = dict(ref.state_dict())
+        norms = {k: state.pop(k) for k in ("q_norm.weight", "k_norm.weight")}
+        mine.load_state_dict({**in_tinyllm_names(state, "self_attn.", "attn."), **norms})
+        cos, sin = Rotary(8, THETA)(0, T)   # (T, d): the rotary check holds them equal to Llama's
+        expected = ref(x, position_embeddings=(cos[None], sin[None]),
+                       attention_mask=causal_mask(T))[0]
+        worst = max(worst, max_diff(mine(x, rope=(cos, sin)), expected))
+    return worst
+
+
+def check_attention_rotary_cache(parts):
+    """Rotary (and QK-norm) attention through the key/value cache — a prefill, then one token at
+    a time — vs one full pass; global and local layers."""
+    x = torch.randn(2, T, 32)
+    rotary = Rotary(8, THETA)
+    worst = 0.0
+    for kind in ("global", "local"):
+        for qk_norm in (False, True):
+            c = llama_config(qk_norm=qk_norm, window_size=5, attention_layers=[kind] * 2)
+            attn = randomize(Attention(c, kind))
+            kv = torch.zeros(2, 2, 4, T, 8)                    # keys [:, 0], values [:, 1]
+            steps = [attn(x[:, :3], kv=kv, pos=0, rope=rotary(0, 3))]
+            steps += [attn(x[:, t:t + 1], kv=kv, pos=t, rope=rotary(t, 1)) for t in range(3, T)]
+            worst = max(worst, max_diff(torch.cat(steps, dim=1), attn(x, rope=rotary(0, T))))
+    return worst
+
+
+def check_llama_block(parts):
+    """A block with Llama's components vs transformers' LlamaDecoderLayer."""
+    tf = _transformers()
+    x = torch.randn(2, T, 32)
+    worst = 0.0
+    for explicit in (False, True):
+        c = llama_config(explicit=explicit)
+        hc = hf_llama_config(c)
+        ref = randomize(tf.llama.LlamaDecoderLayer(hc, layer_idx=0))
+        mine = Block(c, "global").eval()
+        mine.load_state_dict(in_tinyllm_names(ref.state_dict()))
+        rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
+        out = ref(x, attention_mask=causal_mask(T), position_embeddings=rope)
+        out = out[0] if isinstance(out, tuple) else out
+        worst = max(worst, max_diff(mine(x, rope=Rotary(8, THETA)(0, T)), out))
+    return worst
+
+
+def check_llama_model(parts):
+    """GPT with Llama's components, loaded through tinyllm.llama, vs LlamaForCausalLM (tied
+    and untied head)."""
+    tf = _transformers()
+    worst = 0.0
+    for tie in (False, True):
+        ref = randomize(tf.llama.LlamaForCausalLM(
+            hf_llama_config(llama_config(), tie_word_embeddings=tie)), std=0.1)
+        mine = GPT(None, llama.config_from_llama(ref.config.to_dict())).eval()
+        mine.load_state_dict(llama.state_dict_from_llama(ref.state_dict()))
+        ids = torch.randint(0, 97, (2, T))
+        worst = max(worst, max_diff(mine(ids), ref(ids).logits))
+    return worst
+
+
+def check_llama_model_cache(parts):
+    """GPT.forward with a key/value cache (the rotary positions continue from the cache's
+    length), Llama's components plus QK-norm and a soft-cap, vs one full pass."""
+    mine = randomize(GPT(None, llama_config(qk_norm=True, logit_softcap=5.0)), std=0.1)
+    ids = torch.randint(0, 97, (2, T))
+    cache = mine.new_cache(2)
+    steps = [mine(ids[:, :4], cache=cache)] + [mine(ids[:, t:t + 1], cache=cache)
+                                               for t in range(4, T)]
+    return max_diff(torch.cat(steps, dim=1), mine(ids))
+
+
+def check_bias_free_gpt_neo(parts):
+    """A GPT-Neo-shaped model without biases vs GPTNeoForCausalLM holding the same weights and
+    zero biases (what tinyllm.hf exports it as)."""
+    tf = _transformers()
+    c = small_config(bias=False)
+    mine = randomize(GPT(None, c), std=0.1)
+    neo = tf.GPTNeoConfig(**{**hf.config_to_hf(c, tie_word_embeddings=False), "bos_token_id": None,
+                          "eos_token_id": None, "attn_implementation": "eager"})
+    ref = tf.GPTNeoForCausalLM(neo).eval()
+    ref.load_state_dict(hf.state_dict_to_hf(mine.state_dict(), c))
+    ids = torch.randint(0, 97, (2, T))
+    return max_diff(mine(ids), ref(ids).logits)
+
+
+def check_softcap_loss(parts):
+    """The fused, chunked head + loss with a logit soft-cap: its loss and its gradients for h
+    and W, vs F.cross_entropy(c · tanh(h Wᵀ / c), y) under autograd."""
+    cap = 3.0
+    with torch.enable_grad():
+        h = torch.randn(50, 16, requires_grad=True)
+        W = (torch.randn(97, 16) * 2).requires_grad_()   # logits well beyond the cap
+        y = torch.randint(0, 97, (50,))
+        y[::7] = -100
+        mine = linear_cross_entropy(h, W, y, chunk_size=16, logit_softcap=cap)
+        ref = F.cross_entropy(cap * torch.tanh(h @ W.T / cap), y, ignore_index=-100)
+        pairs = [(mine, ref), *zip(torch.autograd.grad(mine, (h, W)),
+                                   torch.autograd.grad(ref, (h, W)))]
+    return max(max_diff(a, b) for a, b in pairs)
