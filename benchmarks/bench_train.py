@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from brief_recipe import GPTNeoBlockModel, brief_step  # noqa: E402
+from ladder import write_split  # noqa: E402  the 80 / 10 / 10 % split of the shared head
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -47,19 +48,6 @@ def gpt2_home() -> Path:
             (home / "gpt2" / name).write_bytes((SHARED / "gpt2" / name).read_bytes())
     os.environ["TINYLLM_HOME"] = str(home)
     return home
-
-
-def write_split(out: Path) -> Path:
-    """train.txt (first 80 % of the stories), validation.txt (next 10 %), test.txt (last 10 %)."""
-    from tinyllm.data.sources import read_stories
-    stories = read_stories(STORIES)
-    n = len(stories)
-    parts = {"train": stories[: int(0.8 * n)], "validation": stories[int(0.8 * n): int(0.9 * n)],
-             "test": stories[int(0.9 * n):]}
-    out.mkdir(parents=True, exist_ok=True)
-    for name, part in parts.items():
-        (out / f"{name}.txt").write_text(f"\n{EOT}\n".join(part) + "\n", encoding="utf-8")
-    return out
 
 
 # -- 1. throughput ----------------------------------------------------------------------------
@@ -153,7 +141,8 @@ def bpb_brief(split: Path, seconds: float, seed: int) -> dict:
 
 def bpb_tinyllm(split: Path, seconds: float, seed: int, tokenizer: str | None, extra: list) -> dict:
     """tinyllm's defaults through its own command line, then evaluated on test.txt."""
-    from tinyllm.evaluate import evaluate_file
+    from tinyllm.data.tokens import prepare, token_byte_lengths
+    from tinyllm.evaluate import evaluate
     from tinyllm.model import GPT
     flags = "".join(c if c.isalnum() else "_" for c in "".join(extra)) or "defaults"
     out = split / f"run-{tokenizer or 'default'}-{seed}-{flags}"
@@ -164,7 +153,8 @@ def bpb_tinyllm(split: Path, seconds: float, seed: int, tokenizer: str | None, e
         cmd += ["--tokenizer", tokenizer]
     subprocess.run(cmd + extra, check=True)
     model = GPT.from_pretrained(out)
-    result = evaluate_file(model, split / "test.txt", cache_dir=split / "cache")
+    test = prepare(split / "test.txt", model.tokenizer, cache_dir=split / "cache").span()
+    result = evaluate(model, test, token_byte_lengths(model.tokenizer))
     summary = [json.loads(line) for line in open(out / "metrics.jsonl")]
     steps = max((row.get("step", 0) for row in summary), default=0)
     return {"recipe": "tinyllm", "tokenizer": tokenizer or "default", "flags": " ".join(extra),

@@ -68,6 +68,10 @@ RUNGS = {
     "llama": ["--arch", "llama"],
     "llama+qk-norm+zero-init+wsd": ["--arch", "llama", "--qk-norm", "--zero-init",
                                     "--schedule", "wsd"],
+    # the changes that won alone in regime (b), together (GPT-Neo's norm and MLP kept)
+    "rotary+zero-init+wsd": ["--position", "rotary", "--zero-init", "--schedule", "wsd"],
+    "rotary+zero-init+wsd+no-bias+qk-norm": ["--position", "rotary", "--zero-init", "--schedule",
+                                             "wsd", "--no-bias", "--qk-norm"],
     # regularisation, to set tinyllm.train_config.REGULARIZATION for each regime
     "weight-decay-0.1": ["--weight-decay", "0.1"],
     "weight-decay-0.5": ["--weight-decay", "0.5"],
@@ -202,7 +206,7 @@ def run_ladder(args) -> None:
         out = workdir / "runs" / regime / f"{rung}-seed{seed}"
         command = [sys.executable, __file__, "job", "--regime", regime, "--seed", str(seed),
                    "--seconds", str(args.seconds), "--pass-fraction", str(args.pass_fraction),
-                   "--workdir", str(workdir), "--out", str(out), "--flags", row["flags"]]
+                   "--workdir", str(workdir), "--out", str(out), f"--flags={row['flags']}"]  # = : flags may start with --
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         started = time.time()
         done_ = subprocess.run(command, env=env, capture_output=True, text=True)

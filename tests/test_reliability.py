@@ -65,8 +65,8 @@ def test_nan_at_a_chosen_step_keeps_every_checkpoint_intact(tmp_path, monkeypatc
     cfg = dict(batch_size=4, log_every=1, eval_every=3, device="cpu", seed=3)
     real_step = train_module.optimizer_step
 
-    def poisoned(loss_fn, optimizer, micro, cfg_, device, params):
-        loss, norm = real_step(loss_fn, optimizer, micro, cfg_, device, params)
+    def poisoned(loss_fn, optimizer, micro, cfg_, device, params, *rest):
+        loss, norm = real_step(loss_fn, optimizer, micro, cfg_, device, params, *rest)
         if poisoned.calls == 4:                       # step 5: the weights go NaN
             with torch.no_grad():
                 params[0].fill_(float("nan"))

@@ -140,8 +140,10 @@ def cmd_train(args) -> int:
 
 
 def _print_start(model, splits, cfg, device, dist):
+    from .device import training_precision
     c = model.config
     processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
+    processes += f", {training_precision(cfg.precision, device, dist.world_size)}"
     print(f"training {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
           f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
           f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "

@@ -23,7 +23,7 @@ from . import pretrained
 from .config import Config
 from .errors import TinyLLMError
 from .generate import generate
-from .nn import Block, Embedding, KVCache, Rotary, make_norm
+from .nn import Block, Embedding, KVCache, Rotary, dropout, make_norm
 from .nn.loss import linear_cross_entropy, softcap
 
 
@@ -94,10 +94,15 @@ class GPT(nn.Module):
         else:
             x = self.wte(ids)                                                   # (B, T, C)
             rope = self.rotary(pos, T, device=ids.device)                       # (T, d) twice
-        if self.training and self.config.embedding_dropout:
-            x = F.dropout(x, self.config.embedding_dropout)
-        for i, block in enumerate(self.blocks):
-            x = block(x, kv=None if cache is None else cache.layers[i], pos=pos, rope=rope)
+        x = dropout(x, self.config.embedding_dropout, self.training)
+        if cache is not None and T == 1 and not self.training and not self.config.explicit:
+            x = x[:, 0]                       # one new token: the blocks' one-position step
+            for block, kv in zip(self.blocks, cache.layers):
+                x = block.step(x, kv, pos, rope)
+            x = x[:, None]
+        else:
+            for i, block in enumerate(self.blocks):
+                x = block(x, kv=None if cache is None else cache.layers[i], pos=pos, rope=rope)
         if cache is not None:
             cache.length = pos + T
         return self.ln_f(x)

@@ -41,14 +41,15 @@ from .train_config import TrainConfig
 
 def default_config(steps: int) -> TrainConfig:
     """``tinyllm train``'s model and schedule on the built-in corpus for ``steps`` steps, with
-    AdamW and without dropout (see the module docstring), logging every step and evaluating
-    four times (only at the end under 40 steps)."""
+    AdamW, without dropout and in fp32 (see the module docstring: both runs must be able to
+    agree to float rounding), logging every step and evaluating four times (only at the end
+    under 40 steps)."""
     base = TrainConfig()
     model = base.model.replace(residual_dropout=0.0, embedding_dropout=0.0,
                                attention_dropout=0.0)
     return replace(base, data="sample", model=model, optimizer="adamw", max_steps=steps,
                    log_every=1, eval_every=steps // 4 if steps >= 40 else 0, eval_batches=10,
-                   patience=0)
+                   patience=0, precision="fp32")
 
 
 def retrain(chosen: dict, steps: int, *, cfg: TrainConfig | None = None,

@@ -38,7 +38,8 @@ from tqdm import tqdm
 from . import checkpoint
 from .checkpoint import RunState
 from .data.tokens import Splits, load_splits, random_batches, rank_shard, token_byte_lengths
-from .device import autocast, check_precision, fast_matmuls, resolve_device, tokens_on_device
+from .device import (Bf16Copy, autocast, fast_matmuls, resolve_device, tokens_on_device,
+                     training_precision)
 from .distributed import Dist
 from .errors import TinyLLMError
 from .evaluate import evaluate
@@ -66,13 +67,16 @@ class LossModule(nn.Module):
         return self.model.loss(x, y)
 
 
-def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, params):
+def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, params,
+                   bf16_copy: Bf16Copy | None = None):
     """One optimizer step over ``micro_batches`` (each (B, T+1) token ids): the mean loss of
     the micro-batches is back-propagated (gradients add up, each scaled by 1/k), clipped to
     norm ``cfg.clip``, and applied. Returns (loss, grad_norm) as 0-d tensors (no sync).
 
     Under DistributedDataParallel the last backward also averages the gradients over the
-    ranks; the ones before it skip that (``no_sync``): the sum is only needed once."""
+    ranks; the ones before it skip that (``no_sync``): the sum is only needed once. With a
+    ``bf16_copy`` (bf16 on a CPU) ``loss_fn`` runs the copy: its gradients go to the fp32
+    ``params``, which the optimizer updates, and the copy is refreshed from them."""
     k = len(micro_batches)
     total = torch.zeros((), device=device)
     for i, batch in enumerate(micro_batches):
@@ -84,12 +88,16 @@ def optimizer_step(loss_fn, optimizer, micro_batches, cfg: TrainConfig, device, 
                 loss = loss_fn(x, y) / k
             loss.backward()
         total += loss.detach()
+    if bf16_copy is not None:
+        bf16_copy.grads_to_master()
     if cfg.clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
     else:
         norm = torch.zeros((), device=device)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if bf16_copy is not None:
+        bf16_copy.refresh()
     return total, norm
 
 
@@ -102,16 +110,19 @@ class Run:
                  muon=None):
         self.dist = dist
         self.device = dist.device_for(resolve_device(cfg.device))
-        check_precision(self.device, cfg.precision)
+        self.precision = training_precision(cfg.precision, self.device, dist.world_size)
         self.cfg = replace(cfg.resolve(self.device), model=model.config)
         self.model = model.to(self.device).train()
+        # bf16 on a CPU: the forward and backward run in a bf16 copy (tinyllm.device)
+        self.bf16_copy = Bf16Copy(model) if self.precision == "bf16" and \
+            self.device.type == "cpu" else None
         self.byte_lengths = byte_lengths
         self.out_dir = Path(out_dir) if out_dir is not None and dist.is_main else None
         self.sampler = torch.Generator().manual_seed(self.cfg.seed + dist.rank)
         self.optimizer = make_optimizer(model, self.cfg, self.device, muon=muon)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.state = RunState(world_size=dist.world_size)
-        loss_fn = LossModule(model)
+        loss_fn = LossModule(self.bf16_copy.model if self.bf16_copy else model)
         self.loss_fn = torch.compile(loss_fn) if self.cfg.compile else loss_fn
         self.tokens_per_step = (self.cfg.batch_size * self.cfg.grad_accum
                                 * model.config.context_size * dist.world_size)
@@ -120,6 +131,8 @@ class Run:
     def resume(self, path) -> None:
         """Continue from the training checkpoint in ``path`` (weights, optimizer, state, RNG)."""
         self.state = checkpoint.load(checkpoint.find_resumable(path), self.model, self.optimizer)
+        if self.bf16_copy is not None:
+            self.bf16_copy.refresh()
         self.saved_step = self.state.step
         self._restore_rng(self.state)
 
@@ -185,7 +198,7 @@ class Run:
         """One optimizer step at learning rate ``lr``; returns (loss, grad norm) as 0-d tensors."""
         set_lr(self.optimizer, lr)
         loss, norm = optimizer_step(self.loss_fn, self.optimizer, micro_batches, self.cfg,
-                                    self.device, self.params)
+                                    self.device, self.params, self.bf16_copy)
         self.state.step += 1
         self.state.tokens += self.tokens_per_step
         return loss, norm
@@ -201,7 +214,7 @@ class Run:
         lengths = self.byte_lengths if self.byte_lengths is not None else \
             np.ones(self.model.config.vocab_size, np.int64)
         result = evaluate(self.model, val_tokens, lengths, batch_size=self.cfg.batch_size,
-                          max_batches=self.cfg.eval_batches, precision=self.cfg.precision)
+                          max_batches=self.cfg.eval_batches, precision=self.precision)
         s = self.state
         if result["loss"] < s.best_val_loss:
             s.best_val_loss, s.best_step, s.evals_since_best = result["loss"], s.step, 0

@@ -191,7 +191,8 @@ class TrainConfig:
                                     metavar="N", group=EVALUATION)
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:N or mps",
                          group=EVALUATION)
-    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere",
+    precision: str = option("auto", "auto: bf16 on CUDA (autocast) and on a CPU with AMX (a "
+                                    "bf16 copy of the model), fp32 elsewhere",
                             choices=PRECISIONS, group=EVALUATION)
     seed: int = option(1337, "random seed (weights, dropout, batches)", group=EVALUATION)
 

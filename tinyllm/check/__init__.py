@@ -35,11 +35,11 @@ from typing import Callable
 import torch
 
 from .. import components
-from ..components import blame, describe, LearnerError, Mismatch
+from ..components import LearnerError, Mismatch, blame, describe
 from .classic import (check_attention_cache, check_attention_global, check_attention_local,
-                      check_attention_scaled, check_block, check_embedding, check_gelu,
-                      check_layernorm, check_loss, check_mlp, check_model, check_model_cache,
-                      check_muon, check_tokenizer)
+                      check_attention_scaled, check_block, check_block_step, check_embedding,
+                      check_gelu, check_layernorm, check_loss, check_mlp, check_model,
+                      check_model_cache, check_muon, check_tokenizer)
 from .common import (MODEL_KINDS, TOL, TOL_MODEL, TOL_MUON, ReferenceAttention, Skip,
                      gpt_neo_state, randomize)
 from .diagnose import compare
@@ -95,6 +95,7 @@ CHECKS = [  # bottom-up
           ("layernorm", "attention", "mlp")),
     Check("GPT (HF import)", "GPTNeoForCausalLM", check_model, TOL_MODEL, uses=MODEL_KINDS),
     Check("GPT kv cache", "one full forward pass", check_model_cache, TOL_MODEL, uses=MODEL_KINDS),
+    Check("Block one-token step", "Block.forward with the cache", check_block_step, TOL),
     Check("Head + loss", "F.cross_entropy (and grads)", check_loss, TOL, "loss"),
     Check("Muon", "torch.optim.Muon (3 steps)", check_muon, TOL_MUON, "optimizer"),
     Check("BPE tokenizer", "tokenizers (ids that differ)", check_tokenizer, 0.0, "tokenizer"),

@@ -12,7 +12,7 @@ from ..components import build_block, build_gpt, Mismatch
 from ..data.sources import builtin_tokenizer_dir, home, sample_corpus_path
 from ..files import TOKENIZER_FILES
 from ..hf import config_from_hf, state_dict_from_hf
-from ..nn import gelu_new
+from ..nn import Block, Rotary, gelu_new
 from ..tokenizer import Tokenizer
 from .common import (SMALL_CONFIG, T, TOKENIZER_SAMPLE, TOL_MUON, Diff, gpt_neo_classes,
                      gpt_neo_config, max_diff, neo_names, randomize, ReferenceAttention, Skip,
@@ -160,6 +160,27 @@ def check_model_cache(parts):
         steps = [mine(ids[:, :4], cache=cache)] + [mine(ids[:, t:t + 1], cache=cache)
                                                    for t in range(4, T)]
         return same(torch.cat(steps, dim=1), mine(ids), "decoding with the key/value cache")
+
+
+def check_block_step(parts):
+    """tinyllm's ``Block.step`` (one position per call, generation's fast path) against
+    ``Block.forward`` with a key/value cache over the same positions: GPT-Neo's global and local
+    layers, and a Llama-shaped block with QK-norm (rotary at the cached positions)."""
+    worst_diff = 0.0
+    configs = [(small_config(), kind) for kind in ("global", "local")] + [
+        (small_config(position="rotary", norm="rmsnorm", mlp="gated", activation="silu",
+                      bias=False, qk_norm=True, attention="scaled"), "global")]
+    x = torch.randn(2, T, 32)
+    for config, kind in configs:
+        block = randomize(Block(config, kind))
+        rotary = Rotary(config.head_dim, config.rope_theta) if config.position == "rotary" else None
+        rope = (lambda p, n: rotary(p, n)) if rotary else (lambda p, n: None)
+        kv_step, kv_full = (torch.zeros(2, 2, 4, T, 8) for _ in range(2))
+        with torch.no_grad():
+            full = block(x, kv=kv_full, pos=0, rope=rope(0, T))
+            steps = torch.stack([block.step(x[:, t], kv_step, t, rope(t, 1)) for t in range(T)], 1)
+        worst_diff = max(worst_diff, max_diff(steps, full), max_diff(kv_step, kv_full))
+    return worst_diff
 
 
 def check_loss(parts):

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import dropout
+
 from .norm import RMSNorm
 from .rotary import apply_rotary
 
@@ -93,14 +95,35 @@ class Attention(nn.Module):
         else:
             mask, causal = self.mask(T, first_key, S, pos, x.device), False
 
-        dropout = self.attn_dropout if self.training else 0.0
+        p_attn = self.attn_dropout if self.training else 0.0       # dropout on the weights
         if self.explicit:
-            y = self._explicit(q, k, v, mask, causal, dropout)
+            y = self._explicit(q, k, v, mask, causal, p_attn)
+        elif q.dtype == torch.bfloat16 and q.device.type == "cpu":
+            # torch's CPU attention kernel is several times slower in bf16 than in fp32
+            # (its backward most), so a bf16 model on a CPU attends in fp32
+            y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                               is_causal=causal, dropout_p=p_attn,
+                                               scale=self.scale).to(q.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                               dropout_p=dropout, scale=self.scale)
+                                               dropout_p=p_attn, scale=self.scale)
         y = self.out_proj(y.transpose(1, 2).reshape(B, T, C))  # concatenate heads: (B, T, C)
-        return F.dropout(y, self.resid_dropout) if self.training and self.resid_dropout else y
+        return dropout(y, self.resid_dropout, self.training)
+
+    def step(self, x: torch.Tensor, kv: torch.Tensor, pos: int, rope=None) -> torch.Tensor:
+        """``forward`` for one new position per sequence during generation — x (B, C) at
+        position ``pos``, its keys and values written into ``kv`` — in fewer operations: one
+        query needs no mask and nothing is reshaped for a sequence axis. Its twin is ``forward``
+        (the parity row "Block one-token step" holds them equal)."""
+        B, C = x.shape
+        qkv = F.linear(x, self.qkv.weight).view(B, 3, self.num_heads, 1, self.head_dim)
+        if self.q_norm is not None or self.rotary:
+            qkv = self._normalise_and_rotate(qkv, rope)
+        kv[:, :, :, pos:pos + 1] = qkv[:, 1:]                             # cache K, V at pos
+        first = 0 if self.window is None else max(0, pos - self.window + 1)  # local: the window
+        y = F.scaled_dot_product_attention(qkv[:, 0], kv[:, 0, :, first:pos + 1],
+                                           kv[:, 1, :, first:pos + 1], scale=self.scale)
+        return F.linear(y.view(B, C), self.out_proj.weight, self.out_proj.bias)  # heads joined
 
     def _normalise_and_rotate(self, qkv, rope):
         """QK-norm, then rotary positions, on the new queries and keys of qkv (B, 3, H, T, d)."""
@@ -114,7 +137,7 @@ class Attention(nn.Module):
             qk = apply_rotary(qk, *rope)                   # q and k at once: cos, sin (T, d)
         return torch.cat((qk, v), dim=1)
 
-    def _explicit(self, q, k, v, mask, causal, dropout):
+    def _explicit(self, q, k, v, mask, causal, p_drop):
         # q: (B, H, T, d), k, v: (B, H, S, d)
         scores = (q.float() @ k.float().transpose(-2, -1)) * self.scale  # (B, H, T, S), fp32
         if causal:
@@ -122,5 +145,5 @@ class Attention(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         probs = self.probs(scores.softmax(dim=-1).to(v.dtype))
-        probs = F.dropout(probs, dropout, training=dropout > 0)
+        probs = dropout(probs, p_drop)
         return probs @ v  # (B, H, T, d)

@@ -27,3 +27,10 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), kv=kv, pos=pos, rope=rope)
         x = x + self.mlp(self.ln_2(x))
         return x
+
+    def step(self, x: torch.Tensor, kv, pos: int, rope=None) -> torch.Tensor:
+        """``forward`` for one new position per sequence, x (B, C), during generation: the same
+        sub-layers (their ``forward``, without nn.Module's call machinery, which at one token
+        costs about as much as the arithmetic) and attention's one-position ``step``."""
+        x = x + self.attn.step(self.ln_1.forward(x), kv, pos, rope)
+        return x + self.mlp.forward(self.ln_2.forward(x))

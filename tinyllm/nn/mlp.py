@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import dropout
+
 
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
     """GELU, tanh approximation, written out (equal to ``F.gelu(x, approximate='tanh')``)."""
@@ -57,7 +59,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, C) -> (B, T, I) -> (B, T, C)
         y = self.c_proj(self.act(self.c_fc(x)))
-        return F.dropout(y, self.dropout) if self.training and self.dropout else y
+        return dropout(y, self.dropout, self.training)
 
 
 class GatedMLP(nn.Module):
@@ -73,7 +75,7 @@ class GatedMLP(nn.Module):
         # x: (B, T, C) -> gate, up: (B, T, I) each -> (B, T, C)
         gate, up = self.c_fc(x).chunk(2, dim=-1)
         y = self.c_proj(self.act(gate) * up)
-        return F.dropout(y, self.dropout) if self.training and self.dropout else y
+        return dropout(y, self.dropout, self.training)
 
 
 def make_mlp(config) -> nn.Module:
