@@ -192,8 +192,10 @@ def test_arch_llama_is_the_llama_preset_with_flags_on_top(tmp_path, capsys):
                  "--context", "16", "--max-steps", "2", "--eval-every", "0", "--quiet",
                  "--out", str(tmp_path / "run")]) == 0
     saved = GPT.from_pretrained(tmp_path / "run").config
+    assert saved.residual_dropout == saved.embedding_dropout == 0.0   # 2 steps: a fraction of a pass
     assert saved == llama_model().replace(num_layers=1, hidden_size=32, num_heads=4,
-                                          context_size=16, vocab_size=saved.vocab_size)
+                                          context_size=16, vocab_size=saved.vocab_size,
+                                          residual_dropout=0.0)
 
 
 # -- warmup-stable-decay ----------------------------------------------------------------------
@@ -252,10 +254,11 @@ def test_resolve_fills_only_what_was_left_to_it():
     assert cfg.resolve(cpu).weight_decay == regularization(None)["weight_decay"]
     one_pass = cfg.resolve(cpu, num_train_tokens=100 * 16 * 128)
     assert one_pass.weight_decay == regularization(1.0)["weight_decay"]
-    assert one_pass.model.residual_dropout == default_model().residual_dropout   # given: kept
+    assert one_pass.model.residual_dropout == regularization(1.0)["dropout"]
     assert replace(cfg, weight_decay=0.5).resolve(cpu, 1000).weight_decay == 0.5
-    auto = replace(cfg, model=default_model().replace(residual_dropout=None,
-                                                      embedding_dropout=None))
+    given = replace(cfg, model=default_model().replace(residual_dropout=0.3))
+    assert given.resolve(cpu, 1000).model.residual_dropout == 0.3             # given: kept
+    auto = cfg                                             # tinyllm train's model: dropout None
     many = auto.resolve(cpu, num_train_tokens=1000)       # 100 steps over 1,000 tokens
     assert many.model.residual_dropout == many.model.embedding_dropout == \
         regularization(200.0)["dropout"]

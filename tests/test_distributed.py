@@ -144,7 +144,7 @@ def test_torchrun_sigterm_one_rank_then_resume_exactly(tmp_path):
     own generator states must come back); only rank 0 writes and prints."""
     home = tmp_path / "home"
     common = ["--data", "sample", "--decay-steps", "20", "--log-every", "1", "--eval-every", "0",
-              "--dropout", "0.1", *TINY]
+              "--dropout", "0.1", "--weight-decay", "2.0", *TINY]   # not chosen by the budget
     b = tmp_path / "b"
     proc = torchrun(["--out", str(b), "--max-steps", "100000", *common], home)
     try:

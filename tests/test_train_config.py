@@ -72,17 +72,19 @@ def test_cli_with_no_flags_and_fit_with_train_config_are_the_same_run(tmp_path, 
     saved = json.loads((tmp_path / "cli" / "last" / "train_config.json").read_text())
 
     cfg = TrainConfig(max_steps=3, log_every=1)
-    saved = TrainConfig.from_dict(saved)
-    assert saved.model.vocab_size == 1024                    # the tokenizer's: builtin for sample
-    assert replace(saved, model=saved.model.replace(vocab_size=None)) == \
-        cfg.resolve(torch.device("cpu"))
-    python = train(cfg, tmp_path / "python")["metrics"]
-
     tokenizer = load_tokenizer("builtin")            # what TrainConfig() resolves to for 'sample'
     splits = load_splits("sample", tokenizer, val_fraction=cfg.val_fraction)
     train_tokens, val_tokens = splits.train, splits.validation
+    # the defaults that depend on the device and the data: batch, tokenizer, and the dropout and
+    # weight decay that follow the planned passes over the data, as tinyllm train chooses them
+    resolved = cfg.resolve(torch.device("cpu"), num_train_tokens=len(train_tokens))
+    saved = TrainConfig.from_dict(saved)
+    assert saved.model.vocab_size == 1024                    # the tokenizer's: builtin for sample
+    assert replace(saved, model=saved.model.replace(vocab_size=None)) == resolved
+    python = train(cfg, tmp_path / "python")["metrics"]
+
     torch.manual_seed(cfg.seed)
-    model = GPT(tokenizer, cfg.model)
+    model = GPT(tokenizer, resolved.model)
     by_hand = fit(model, train_tokens, val_tokens, cfg,
                   byte_lengths=token_byte_lengths(tokenizer))["metrics"]
 

@@ -60,7 +60,10 @@ class Config:
     # dropout None: chosen by the training run from its planned passes over the data
     # (TrainConfig.resolve); a model built with None uses none
     residual_dropout: float | None = option(0.0, "dropout on the embeddings and the residual "
-                                                 "branches", flag="--dropout", metavar="P")
+                                                 "branches (tinyllm train's default: by the "
+                                                 "planned passes over the data, 0 at one pass, "
+                                                 "0.1 at 14 or more)", flag="--dropout",
+                                            metavar="P")
     embedding_dropout: float | None = 0.0
     num_heads: int = option(16, "attention heads", flag="--heads", metavar="H")
     intermediate_size: int | None = None       # None: 4 × hidden_size

@@ -107,11 +107,13 @@ class Run:
     Only the first process (rank 0) writes ``out_dir``."""
 
     def __init__(self, model, cfg: TrainConfig, *, dist: Dist, byte_lengths=None, out_dir=None,
-                 muon=None):
+                 muon=None, num_train_tokens: int | None = None):
         self.dist = dist
         self.device = dist.device_for(resolve_device(cfg.device))
         self.precision = training_precision(cfg.precision, self.device, dist.world_size)
-        self.cfg = replace(cfg.resolve(self.device), model=model.config)
+        # the defaults that depend on the device and the data; the model is as it was built
+        self.cfg = replace(cfg.resolve(self.device, num_train_tokens, dist.world_size),
+                           model=model.config)
         self.model = model.to(self.device).train()
         # bf16 on a CPU: the forward and backward run in a bf16 copy (tinyllm.device)
         self.bf16_copy = Bf16Copy(model) if self.precision == "bf16" and \
@@ -298,12 +300,13 @@ def fit(model, train_tokens, val_tokens, cfg: TrainConfig, *, byte_lengths=None,
     stopped it (or None) and the metrics rows."""
     dist = dist or Dist()
     torch.manual_seed(cfg.seed + dist.rank)   # dropout (the caller seeded the initial weights)
-    run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir, muon=muon)
+    n_train = len(train_tokens.tokens if hasattr(train_tokens, "tokens") else train_tokens)
+    run = Run(model, cfg, dist=dist, byte_lengths=byte_lengths, out_dir=out_dir, muon=muon,
+              num_train_tokens=n_train)
     if resume_from is not None:
         run.resume(resume_from)
     cfg, state, main = run.cfg, run.state, dist.is_main
     batches = batches if batches is not None else run.batches(train_tokens)
-    n_train = len(train_tokens.tokens if hasattr(train_tokens, "tokens") else train_tokens)
     total_steps = steps_for(cfg, run.tokens_per_step, n_train)
     decay_steps = cfg.decay_steps or total_steps
     save_every = cfg.save_every if cfg.save_every is not None else cfg.eval_every
@@ -446,16 +449,21 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
     step (the CLI prints what is about to happen). Returns ``fit``'s summary."""
     dist = dist or Dist()
     device = dist.device_for(resolve_device(cfg.device))
-    cfg = cfg.resolve(device)
+    model = None
     if resume_from is not None:
         model = GPT.from_pretrained(checkpoint.find_resumable(resume_from))
+        tokenizer = model.tokenizer
     else:
         with dist.local_main_first():      # one process trains a bpe-N, the others read it
-            tokenizer = load_tokenizer(cfg.tokenizer, cfg.data, text_field=cfg.text_field)
+            tokenizer = load_tokenizer(cfg.resolve(device).tokenizer, cfg.data,
+                                       text_field=cfg.text_field)
+    with dist.local_main_first():          # one process writes the token cache
+        splits = run_splits(cfg, tokenizer)
+    if model is None:                      # dropout and decay follow the planned passes
+        cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
+        cfg = cfg.resolve(device, num_train_tokens=len(splits.train), world_size=dist.world_size)
         torch.manual_seed(cfg.seed)        # the model's initial weights
         model = GPT(tokenizer, cfg.model)
-    with dist.local_main_first():          # one process writes the token cache
-        splits = run_splits(cfg, model.tokenizer)
     if on_start is not None:
         on_start(model, splits, cfg, device, dist)
     return fit(model, splits.train, splits.validation, cfg,

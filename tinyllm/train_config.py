@@ -38,8 +38,8 @@ def default_model() -> Config:
     GPT-Neo's components (``--arch gpt-neo``)."""
     return Config(hidden_size=128, num_layers=4, num_heads=8, context_size=128,
                   max_position_embeddings=128, attention_layers=["global", "local"] * 2,
-                  window_size=None, attention="scaled", residual_dropout=0.1,
-                  embedding_dropout=0.1)
+                  window_size=None, attention="scaled", residual_dropout=None,
+                  embedding_dropout=None)      # dropout None: by the planned passes (resolve)
 
 
 def llama_model() -> Config:
