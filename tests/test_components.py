@@ -20,8 +20,8 @@ from tinyllm.errors import TinyLLMError
 from tinyllm.model import GPT
 from tinyllm.nn import GatedMLP, Rotary, apply_rotary, rotate_half
 from tinyllm.schedule import lr_at
-from tinyllm.train_config import (REGULARIZATION, TrainConfig, default_model, llama_model,
-                                  planned_passes, regularization)
+from tinyllm.train_config import (REGULARIZATION, TrainConfig, default_model, gpt_neo_model,
+                                  llama_model, planned_passes, regularization)
 
 transformers = pytest.importorskip("transformers")
 
@@ -176,13 +176,15 @@ def test_every_component_is_a_train_flag():
     assert (cfg.schedule, cfg.cooldown) == ("wsd", 0.3)
     assert TrainConfig().model == default_model()              # the default is unchanged
     assert Config().position == "learned" and Config().bias and Config().norm == "layernorm"
+    # tinyllm train's default: GPT-Neo's components with rotary positions (the ladder's winner)
+    assert default_model() == gpt_neo_model().replace(position="rotary")
 
 
 def test_arch_llama_is_the_llama_preset_with_flags_on_top(tmp_path, capsys):
     from tinyllm.cli import main
     assert not llama.incompatibilities(llama_model())
-    assert not hf.incompatibilities(default_model())
-    neo = default_model()
+    assert not hf.incompatibilities(gpt_neo_model())
+    neo = gpt_neo_model()
     assert llama_model().replace(position="learned", norm="layernorm", mlp="plain",
                                  activation="gelu_new", bias=True,
                                  attention_layers=neo.attention_layers) == neo

@@ -98,9 +98,11 @@ def add_train(sub):
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument_group(MODEL).add_argument(
         "--arch", choices=list(ARCHITECTURES),
-        help="the model's components: gpt-neo (learned positions, LayerNorm, GELU MLP, biases) or "
-             "llama (rotary positions, RMSNorm, SwiGLU MLP, no biases; 'tinyllm export' writes "
-             "a Hugging Face Llama); the other model options apply on top (default gpt-neo)")
+        help="the model's components: tinyllm (the default: GPT-Neo's with rotary positions, "
+             "the ladder's winner; no Hugging Face layout holds it), gpt-neo (learned "
+             "positions, LayerNorm, GELU MLP, biases; 'tinyllm export' writes a Hugging Face "
+             "GPT-Neo) or llama (rotary positions, RMSNorm, SwiGLU MLP, no biases; exported "
+             "as a Hugging Face Llama); the other model options apply on top")
     add_config_options(p, TrainConfig())
     p.set_defaults(func=cmd_train)
 
@@ -120,7 +122,7 @@ def cmd_train(args) -> int:
         cfg = saved.resumed(**config_changes(args, saved))
         out = Path(args.out) if args.out else run_dir(source)
     elif args.out:
-        base = TrainConfig(model=ARCHITECTURES[args.arch or "gpt-neo"]())
+        base = TrainConfig(model=ARCHITECTURES[args.arch or "tinyllm"]())
         cfg = replace(base, **config_changes(args, base))
         out = new_run_dir(args.out)
     else:

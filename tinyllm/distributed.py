@@ -13,6 +13,7 @@ tells each, through its environment, who it is:
 on when to stop never waits for the GPU. Outside torchrun it is a no-op: one process is rank 0
 of 1, and every method of ``Dist`` returns at once.
 """
+import gc
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,7 +123,11 @@ def process_group(device: torch.device):
                              timeout=TIMEOUT)
     try:
         yield dist
+        tdist.barrier()    # all done before any leaves: gloo aborts a peer whose links close early
     finally:
+        # free the run's DistributedDataParallel (held in reference cycles) while the group and
+        # the interpreter are alive: its pending gloo work, freed at interpreter exit, aborts
+        gc.collect()
         tdist.destroy_process_group()
 
 

@@ -213,7 +213,8 @@ def export_format(config: Config) -> str:
     if not lla:
         return "Llama"
     raise TinyLLMError(f"this model is neither a GPT-Neo ({'; '.join(neo)}) nor a Llama "
-                       f"({'; '.join(lla)}), so no Hugging Face model can load it")
+                       f"({'; '.join(lla)}), so no Hugging Face model can load it (tinyllm loads "
+                       "its own directory; to export, train with --arch gpt-neo or --arch llama)")
 
 
 def export(model, directory) -> Path:
