@@ -128,6 +128,8 @@ def test_tinystories_validation_head_as_it_is(tmp_path, home, capsys):
                  "--tokenizer", "builtin", *TINY]) == 0
     err = capsys.readouterr().err
     assert "of the bytes of validation_head.txt, cut at a line end" in err
+    # 2 steps are a sliver of one pass: the first line says the one-pass regularisation it chose
+    assert "dropout 0, weight decay 0.1" in err.splitlines()[0]
 
 
 # -- bad input: one line, exit status 1 ----------------------------------------------------------

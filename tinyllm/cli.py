@@ -149,7 +149,8 @@ def _print_start(model, splits, cfg, device, dist):
     print(f"training {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
           f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
           f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
-          f"{splits.how}), {device}{processes}", file=sys.stderr)
+          f"{splits.how}), {device}{processes}; dropout {c.residual_dropout or 0:.2g}, weight decay "
+          f"{cfg.weight_decay:.2g}", file=sys.stderr)
 
 
 def _print_summary(summary, out, cfg):
