@@ -388,9 +388,9 @@ def add_check(sub):
                    help="print what a KIND must look like (constructor, forward, shapes, "
                         "parameter names, formula) and exit; without KIND, list the kinds")
     p.add_argument("--train", type=int, metavar="STEPS",
-                   help="then re-train tinyllm train's model on the built-in corpus for STEPS "
-                        "steps with your components and with tinyllm's (same seed, weights, "
-                        "batches) and compare the losses")
+                   help="then re-train tinyllm train --arch gpt-neo's model on the built-in "
+                        "corpus for STEPS steps with your components and with tinyllm's (same "
+                        "seed, weights, batches) and compare the losses")
     p.add_argument("--plot", default="check-train.png", metavar="FILE",
                    help="with --train: where to draw both loss curves (default check-train.png)")
     p.set_defaults(func=cmd_check)

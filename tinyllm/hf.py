@@ -28,10 +28,11 @@ from .errors import TinyLLMError
 
 GPT2_VOCAB_SIZE = 50257
 
-# tinyllm activation name -> Hugging Face ``activation_function`` (and back, plus synonyms)
-_ACT_TO_HF = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu",
+# tinyllm activation name -> transformers' name (GPT-Neo's ``activation_function``, Llama's
+# ``hidden_act``), and back, plus synonyms
+ACT_TO_HF = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu",
               "relu2": "relu2"}
-_ACT_FROM_HF = {**{v: k for k, v in _ACT_TO_HF.items()},
+ACT_FROM_HF = {**{v: k for k, v in ACT_TO_HF.items()},
                 "gelu_pytorch_tanh": "gelu_new", "swish": "silu"}
 
 # GPT-Neo names that are not parameters: the attention masks older checkpoints stored
@@ -64,11 +65,17 @@ def incompatibilities(config: Config) -> list[str]:
         wrong.append("RMSNorm (GPT-Neo has LayerNorm: norm='layernorm')")
     if config.mlp != "plain":
         wrong.append("a gated MLP (GPT-Neo's is plain: mlp='plain')")
+    return wrong + outside_transformers(config)
+
+
+def outside_transformers(config: Config) -> list[str]:
+    """What neither of transformers' GPT-Neo and Llama has, in words."""
+    wrong = []
     if config.qk_norm:
         wrong.append("QK-norm")
     if config.logit_softcap is not None:
         wrong.append("a logit soft-cap")
-    if config.activation not in _ACT_TO_HF:
+    if config.activation not in ACT_TO_HF:
         wrong.append(f"the activation {config.activation!r}")
     return wrong
 
@@ -86,9 +93,9 @@ def config_from_hf(hf: dict) -> Config:
     else:
         layers = expand_attention_types([[["global", "local"], 12]])  # GPT-Neo's default
     act = hf.get("activation_function", "gelu_new")
-    if act not in _ACT_FROM_HF:
+    if act not in ACT_FROM_HF:
         raise TinyLLMError(f"activation_function {act!r} is not supported by tinyllm: use one of "
-                           f"{', '.join(sorted(_ACT_FROM_HF))}")
+                           f"{', '.join(sorted(ACT_FROM_HF))}")
     hidden = hf.get("hidden_size", 2048)
     max_pos = hf.get("max_position_embeddings", 2048)
     try:
@@ -106,7 +113,7 @@ def config_from_hf(hf: dict) -> Config:
             embedding_dropout=float(hf.get("embed_dropout", 0.0)),
             num_heads=hf.get("num_heads", 16),
             intermediate_size=hf.get("intermediate_size"),
-            activation=_ACT_FROM_HF[act],
+            activation=ACT_FROM_HF[act],
             attention="gpt-neo",
             vocab_size=hf.get("vocab_size", GPT2_VOCAB_SIZE),
             tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
@@ -136,7 +143,7 @@ def config_to_hf(config: Config, tie_word_embeddings: bool = True,
         "num_heads": config.num_heads,
         "intermediate_size": config.intermediate_size,
         "window_size": config.window_size or config.max_position_embeddings,
-        "activation_function": _ACT_TO_HF[config.activation],
+        "activation_function": ACT_TO_HF[config.activation],
         "resid_dropout": config.residual_dropout,
         "embed_dropout": config.embedding_dropout,
         "attention_dropout": config.attention_dropout,
@@ -216,6 +223,6 @@ def state_dict_to_hf(sd: dict, config: Config | None = None) -> dict:
     return out
 
 
-__all__ = ["incompatibilities", "config_from_hf", "config_to_hf", "state_dict_from_hf",
-           "state_dict_to_hf", "fuse_qkv", "split_qkv", "expand_attention_types",
-           "compress_attention_layers", "GPT2_VOCAB_SIZE"]
+__all__ = ["incompatibilities", "outside_transformers", "ACT_TO_HF", "ACT_FROM_HF",
+           "config_from_hf", "config_to_hf", "state_dict_from_hf", "state_dict_to_hf", "fuse_qkv",
+           "split_qkv", "expand_attention_types", "compress_attention_layers", "GPT2_VOCAB_SIZE"]

@@ -30,13 +30,7 @@ import torch
 
 from .config import Config
 from .errors import TinyLLMError
-from .hf import fuse_qkv, split_qkv
-
-# tinyllm activation name -> Hugging Face ``hidden_act`` (and back, plus synonyms)
-_ACT_TO_HF = {"silu": "silu", "gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu",
-              "relu2": "relu2"}
-_ACT_FROM_HF = {**{v: k for k, v in _ACT_TO_HF.items()}, "swish": "silu",
-                "gelu_pytorch_tanh": "gelu_new"}
+from .hf import ACT_FROM_HF, ACT_TO_HF, fuse_qkv, outside_transformers, split_qkv
 
 _NAMES = [  # (Llama's name, tinyllm's name) with {i} the layer
     ("model.embed_tokens.weight", "wte.weight"),
@@ -69,13 +63,7 @@ def incompatibilities(config: Config) -> list[str]:
         wrong.append("biases (Llama has none: bias=False)")
     if config.window_size is not None and "local" in config.attention_layers:
         wrong.append("local attention layers (Llama attends globally)")
-    if config.qk_norm:
-        wrong.append("QK-norm")
-    if config.logit_softcap is not None:
-        wrong.append("a logit soft-cap")
-    if config.activation not in _ACT_TO_HF:
-        wrong.append(f"the activation {config.activation!r}")
-    return wrong
+    return wrong + outside_transformers(config)
 
 
 def config_from_llama(hf: dict) -> Config:
@@ -106,9 +94,9 @@ def config_from_llama(hf: dict) -> Config:
         raise TinyLLMError(f"this Llama scales its rotary positions ({rope_type!r}), which "
                            "tinyllm does not support")
     act = hf.get("hidden_act", "silu")
-    if act not in _ACT_FROM_HF:
+    if act not in ACT_FROM_HF:
         raise TinyLLMError(f"hidden_act {act!r} is not supported by tinyllm: use one of "
-                           f"{', '.join(sorted(_ACT_FROM_HF))}")
+                           f"{', '.join(sorted(ACT_FROM_HF))}")
     max_pos = hf.get("max_position_embeddings", 2048)
     try:
         return Config(
@@ -117,7 +105,7 @@ def config_from_llama(hf: dict) -> Config:
             max_position_embeddings=max_pos, attention_layers=["global"] * layers,
             window_size=None, layer_norm_epsilon=hf.get("rms_norm_eps", 1e-6),
             attention_dropout=float(hf.get("attention_dropout", 0.0)),
-            intermediate_size=inner, activation=_ACT_FROM_HF[act], attention="scaled",
+            intermediate_size=inner, activation=ACT_FROM_HF[act], attention="scaled",
             vocab_size=vocab, tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
             position="rotary", rope_theta=float(rope.get("rope_theta")
                                                 or hf.get("rope_theta") or 10000.0),
@@ -145,7 +133,7 @@ def config_to_llama(config: Config, tie_word_embeddings: bool = False,
         "num_attention_heads": config.num_heads,
         "num_key_value_heads": config.num_heads,
         "head_dim": config.head_dim,
-        "hidden_act": _ACT_TO_HF[config.activation],
+        "hidden_act": ACT_TO_HF[config.activation],
         "max_position_embeddings": config.max_position_embeddings,
         "rms_norm_eps": config.layer_norm_epsilon,
         "rope_theta": config.rope_theta,

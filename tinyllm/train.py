@@ -126,8 +126,7 @@ class Run:
         self.state = RunState(world_size=dist.world_size)
         loss_fn = LossModule(self.bf16_copy.model if self.bf16_copy else model)
         self.loss_fn = torch.compile(loss_fn) if self.cfg.compile else loss_fn
-        self.tokens_per_step = (self.cfg.batch_size * self.cfg.grad_accum
-                                * model.config.context_size * dist.world_size)
+        self.tokens_per_step = self.cfg.tokens_per_step(dist.world_size)
         self.saved_step = None           # the step of the checkpoint in out_dir/last
 
     def resume(self, path) -> None:

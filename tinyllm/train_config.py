@@ -250,26 +250,29 @@ class TrainConfig:
         """A copy with the defaults that depend on the device and the data filled in: the batch
         size, the tokenizer, and — from the planned passes over ``num_train_tokens`` (unknown:
         the many-pass values) — the weight decay and the model's dropout where they are None."""
-        changes = {}
-        if self.batch_size is None:
-            changes["batch_size"] = 128 if device.type == "cuda" else 16
-        if self.tokenizer is None:
-            changes["tokenizer"] = "builtin" if self.data == "sample" else "bpe-4096"
-        model = self.model
-        if self.weight_decay is None or model.residual_dropout is None \
+        cfg = self
+        if cfg.batch_size is None:
+            cfg = replace(cfg, batch_size=128 if device.type == "cuda" else 16)
+        if cfg.tokenizer is None:
+            cfg = replace(cfg, tokenizer="builtin" if cfg.data == "sample" else "bpe-4096")
+        model = cfg.model
+        if cfg.weight_decay is None or model.residual_dropout is None \
                 or model.embedding_dropout is None:
-            batch = changes.get("batch_size", self.batch_size)
-            per_step = batch * self.grad_accum * model.context_size * world_size
-            passes = (planned_passes(self, num_train_tokens, per_step, device,
-                                     _threads(device)) if num_train_tokens else None)
+            passes = (planned_passes(cfg, num_train_tokens, cfg.tokens_per_step(world_size),
+                                     device, _threads(device)) if num_train_tokens else None)
             rule = regularization(passes)
-            if self.weight_decay is None:
-                changes["weight_decay"] = rule["weight_decay"]
+            if cfg.weight_decay is None:
+                cfg = replace(cfg, weight_decay=rule["weight_decay"])
             dropouts = {name: rule["dropout"] for name in ("residual_dropout", "embedding_dropout")
                         if getattr(model, name) is None}
             if dropouts:
-                changes["model"] = model.replace(**dropouts)
-        return replace(self, **changes)
+                cfg = replace(cfg, model=model.replace(**dropouts))
+        return cfg
+
+    def tokens_per_step(self, world_size: int = 1) -> int:
+        """Training tokens one optimizer step sees: batch × micro-batches × context × processes
+        (the batch size resolved)."""
+        return self.batch_size * self.grad_accum * self.model.context_size * world_size
 
     @property
     def budgets(self) -> dict:

@@ -22,7 +22,7 @@ DESCRIPTION = ("Serve a local web page that shows inside a model: its tokens col
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="a 'tinyllm train' run, a GPT.save_pretrained directory or a Hugging "
-                             "Face GPT-Neo directory")
+                             "Face GPT-Neo or Llama directory")
     parser.add_argument("--compare", metavar="DIR",
                         help="a second model to show side by side (default: DIR/last, the run's "
                              "last checkpoint, when it has one)")
