@@ -6,7 +6,7 @@ One optimizer step (forward, backward, Muon + AdamW; ``--precision auto``: bf16 
 AMX) of each preset at ``tinyllm train``'s size (4 layers, 128 wide, context 128, vocabulary
 4,096, batch 16), interleaved repeats, min / median / max milliseconds, and each step's time
 over ``--arch gpt-neo``'s in the same repeat (gpt-neo is the default before rotary positions
-joined it: issue 15's "throughput of the default model not lower than today's").
+joined it).
 """
 import argparse
 import statistics
@@ -15,11 +15,11 @@ import time
 import torch
 
 from bench_precision import cpu_name
-from tinyllm.device import cpu_has_bf16_units
-from tinyllm.distributed import Dist
 from tinyllm.model import GPT
+from tinyllm.model.presets import ARCHITECTURES
 from tinyllm.train import Run, TrainConfig
-from tinyllm.train_config import ARCHITECTURES
+from tinyllm.train.device import cpu_has_bf16_units
+from tinyllm.train.plan import plan_run
 
 
 def main(argv=None) -> None:
@@ -31,15 +31,16 @@ def main(argv=None) -> None:
     for arch, make in ARCHITECTURES.items():
         torch.manual_seed(0)
         cfg = TrainConfig(model=make().replace(vocab_size=4096))
-        run = Run(GPT(None, cfg.model), cfg, dist=Dist())
+        model = GPT(None, cfg.model)
+        run = Run(model, plan_run(cfg, None, model=model.config))
         batch = torch.randint(0, 4096, (run.cfg.batch_size, cfg.model.context_size + 1))
-        run.step([batch], run.cfg.lr)                                  # warm up
+        run.step([batch])                                              # warm up
         runs[arch] = (run, batch)
     times = {arch: [] for arch in runs}
     for _ in range(args.repeats):
         for arch, (run, batch) in runs.items():
             t0 = time.perf_counter()
-            run.step([batch], run.cfg.lr)
+            run.step([batch])
             times[arch].append(time.perf_counter() - t0)
     base = times["gpt-neo"]
     for arch, t in times.items():

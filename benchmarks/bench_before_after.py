@@ -1,18 +1,19 @@
 """tinyllm now against tinyllm at an earlier commit, side by side in one process on this CPU.
 
-    python benchmarks/bench_before_after.py [--ref 28e5883] [--repeats 9]
+    python benchmarks/bench_before_after.py [--ref eb80099] [--repeats 9]
 
-``--ref`` (default: 28e5883, the code before the round that brought TrainConfig/Run, bf16 on
-AMX CPUs, rotary positions by default and the one-token block step) is extracted with ``git
-archive`` into a temporary directory as the package ``tinyllm_before`` (it imports itself only
-relatively), so both versions run in this process, interleaved repeat by repeat:
+``--ref`` (default: eb80099, the code before the package was laid out in layers: model/,
+tokenizer/, data/, formats/, train/, check/, cli/) is extracted with ``git archive`` into a
+temporary directory as the package ``tinyllm_before`` (it imports itself only relatively), so
+both versions run in this process, interleaved repeat by repeat:
 
   training step, tinyllm train's default model (4 layers, 128 wide, context 128, vocabulary
-      4,096, batch 16, Muon + AdamW, dropout 0.1 as in a many-pass run): before, its default
-      (learned positions, fp32, the only precision it had); now, its default (rotary positions,
-      ``--precision auto``: bf16 on a CPU with AMX)
-  training step, the brief's config (``Config()``, GPT-2's vocabulary, batch 32, Adam)
-  greedy generation, the brief's config, 60 new tokens after 3 prompt tokens (one thread)
+      4,096, batch 16, Muon + AdamW, dropout 0.1 as in a many-pass run, fp32): the same model
+      on both sides (rotary positions; a ``--ref`` older than rotary positions gets its own
+      default, learned positions)
+  training step, the blog series' config (``Config()``, GPT-2's vocabulary, batch 32, Adam)
+  greedy generation, the series' config and the default model, 60 new tokens after 3 prompt
+      tokens (one thread)
 
 Each: min / median / max, and the per-repeat speed-up (time before / time now).
 """
@@ -29,12 +30,11 @@ from pathlib import Path
 import torch
 
 from bench_precision import cpu_name
-from tinyllm.config import Config
-from tinyllm.device import cpu_has_bf16_units
-from tinyllm.distributed import Dist
-from tinyllm.model import GPT
+from tinyllm.model import GPT, Config
+from tinyllm.model.presets import default_model, gpt_neo_model
 from tinyllm.train import Run, TrainConfig
-from tinyllm.train_config import default_model, gpt_neo_model
+from tinyllm.train.device import cpu_has_bf16_units
+from tinyllm.train.plan import plan_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,16 +70,17 @@ def before_step(old, config: Config, batch_size: int, **train):
 
 def now_step(config: Config, batch_size: int, **train):
     torch.manual_seed(0)
-    run = Run(GPT(None, config), TrainConfig(model=config, batch_size=batch_size, **train),
-              dist=Dist())
+    model = GPT(None, config)
+    cfg = TrainConfig(model=config, batch_size=batch_size, precision="fp32", **train)
+    run = Run(model, plan_run(cfg, None, model=model.config))
     batch = torch.randint(0, config.vocab_size, (batch_size, config.context_size + 1))
-    return lambda: run.step([batch], run.cfg.lr)
+    return lambda: run.step([batch])
 
 
 def generation(model_class, config, n: int = 60):
     torch.manual_seed(0)
     model = model_class(None, config).eval()
-    ids = torch.tensor([[7454, 2402, 257]])
+    ids = torch.tensor([[7454, 2402, 257]]) % config.vocab_size
     return lambda: model.generate(ids, max_new_tokens=n, temperature=0, eos_token_id=None)
 
 
@@ -104,7 +105,7 @@ def compare(name: str, sides: dict, repeats: int, threads: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ref", default="28e5883")
+    parser.add_argument("--ref", default="eb80099")
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
@@ -113,18 +114,26 @@ def main(argv=None) -> None:
         old = load_before(args.ref, Path(where))
         many_pass = dict(residual_dropout=0.1, embedding_dropout=0.1, vocab_size=4096)
         muon = dict(optimizer="muon", lr=3e-3, weight_decay=2.0)
+        rotary_before = "position" in {f.name for f in dataclasses.fields(old["config"].Config)}
+        before_default = (default_model() if rotary_before else gpt_neo_model()).replace(**many_pass)
         compare("training step, tinyllm train's default model", {
-            "before": before_step(old, gpt_neo_model().replace(**many_pass), 16, **muon),
+            "before": before_step(old, before_default, 16, **muon),
             "now": now_step(default_model().replace(**many_pass), 16, **muon)},
             args.repeats, threads)
         adam = dict(optimizer="adam", lr=1e-3, weight_decay=0.0)
-        brief = Config(vocab_size=50257)           # GPT-2's vocabulary
-        compare("training step, the brief's config", {
-            "before": before_step(old, brief, 32, **adam),
-            "now": now_step(brief, 32, **adam)}, args.repeats, threads)
-        compare("greedy generation, the brief's config, 60 tokens", {
-            "before": generation(old["model"].GPT, before_config(old, brief)),
-            "now": generation(GPT, brief)}, args.repeats, 1)
+        series = Config(vocab_size=50257)          # GPT-2's vocabulary
+        compare("training step, the series' config", {
+            "before": before_step(old, series, 32, **adam),
+            "now": now_step(series, 32, **adam)}, args.repeats, threads)
+        compare("greedy generation, the series' config, 60 tokens", {
+            "before": generation(old["model"].GPT, before_config(old, series)),
+            "now": generation(GPT, series)}, args.repeats, 1)
+        default = default_model().replace(vocab_size=4096, residual_dropout=0.0,
+                                          embedding_dropout=0.0)
+        compare("greedy generation, the default model, 60 tokens", {
+            "before": generation(old["model"].GPT, before_config(old, before_default.replace(
+                residual_dropout=0.0, embedding_dropout=0.0))),
+            "now": generation(GPT, default)}, args.repeats, 1)
 
 
 if __name__ == "__main__":

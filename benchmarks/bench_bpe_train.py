@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tinyllm.bpe_train import train_bpe, train_bpe_fast
+from tinyllm.tokenizer.bpe_train import train_bpe, train_bpe_fast
 from tinyllm.data.sources import sample_corpus_path
 
 REPO = Path(__file__).resolve().parents[1]

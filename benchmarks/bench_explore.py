@@ -25,7 +25,7 @@ import urllib.request
 
 import torch
 
-from tinyllm.config import Config
+from tinyllm.model.config import Config
 from tinyllm.data.sources import sample_corpus_path
 from tinyllm.explore import api
 from tinyllm.model import GPT
@@ -70,7 +70,7 @@ def timed(call, repeat: int) -> list[float]:
 def start_server(model):
     """The explore app on a free loopback port, in a daemon thread; its base URL."""
     import uvicorn
-    from tinyllm.explore.command import listen
+    from tinyllm.cli.explore import listen
     from tinyllm.explore.server import create_app
     app = create_app({"model": model}, {"checkpoints": []})
     sock = listen("127.0.0.1", 0)

@@ -8,7 +8,7 @@ GPT-Neo blocks 64 wide with 16 heads. One step is forward + cross-entropy + back
                    loss = CrossEntropyLoss(model(X).transpose(1, 2), Y)      (the brief's loop)
     tinyllm        GPT(None, Config()) with the same loss                     (its default path)
     tinyllm.loss   GPT.loss(X, Y): the head and the loss fused and chunked    (what tinyllm train runs)
-    (--explicit adds tinyllm with Config(explicit=True): the written-out softmax and GELU)
+    (--explicit adds tinyllm under kernels.formulas(): the written-out softmax and GELU)
 
 All start from the same weights. Runs are interleaved (ref, tinyllm, ..., ref, tinyllm, ...)
 so that machine noise hits every variant alike; the table gives min / median / max seconds per
@@ -26,8 +26,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tinyllm.config import Config
-from tinyllm.hf import state_dict_from_hf
+from tinyllm.model.config import Config
+from tinyllm.formats.gpt_neo import state_dict_from_hf
+from tinyllm.model.nn import formulas
 from tinyllm.model import GPT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,16 +59,17 @@ def build(config: Config, explicit: bool):
     hf_names = {"transformer." + k.replace("blocks.", "h.", 1): v            # GPT-Neo's names
                 for k, v in ref.state_dict().items() if not k.startswith("lm_head")}
     hf_names["lm_head.weight"] = ref.lm_head.weight
-    weights = state_dict_from_hf(hf_names)  # the same weights, through tinyllm.hf's mapping
+    weights = state_dict_from_hf(hf_names)  # the same weights, through formats.gpt_neo's mapping
     variants = {"reference (GPTNeoBlock)": (ref, brief_step)}
     mine = GPT(None, config)
     mine.load_state_dict(weights)
     variants["tinyllm"] = (mine, brief_step)
     variants["tinyllm model.loss (fused)"] = (mine, fused_step)
     if explicit:
-        exp = GPT(None, config.replace(explicit=True))
-        exp.load_state_dict(weights)
-        variants["tinyllm explicit"] = (exp, brief_step)
+        def written_out_step(model, X, Y):
+            with formulas():
+                return brief_step(model, X, Y)
+        variants["tinyllm explicit"] = (mine, written_out_step)
     return variants
 
 
@@ -78,7 +80,7 @@ def main(argv=None):
     p.add_argument("--context", type=int, default=64)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--explicit", action="store_true", help="also time Config(explicit=True)")
+    p.add_argument("--explicit", action="store_true", help="also time the formulas written out (kernels.formulas())")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = p.parse_args(argv)
     if args.quick:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from tinyllm.config import Config
-from tinyllm.data.sources import home
+from tinyllm.model.config import Config
+from tinyllm.files import home
 from tinyllm.model import GPT
 from tinyllm.tokenizer import Tokenizer
 

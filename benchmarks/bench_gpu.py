@@ -25,7 +25,8 @@ the contenders take turns, repeat after repeat; min / median / max are over the 
 "× brief" is each repeat's ratio to the brief's recipe in the same round.
 
 Model FLOPs utilisation: MFU = F · tokens/s / P, with P the GPU's dense bf16 peak (data-sheet
-figures by GPU name below; "unknown" for other GPUs) and F the training FLOPs per token,
+figures by GPU name below; "unknown" for other GPUs) and F the training FLOPs per token, the
+one formula training runs use too (``tinyllm.model.flops.training_flops_per_token``):
 
     F = 6 N + 12 C Σ_l T_l      (forward 2 N + 4 C Σ_l T_l, backward twice that)
 
@@ -61,9 +62,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
-from tinyllm.config import Config  # noqa: E402
+from tinyllm.model.config import Config  # noqa: E402
 from tinyllm.data.tokens import random_batches  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
+from tinyllm.model.flops import training_flops_per_token  # noqa: E402
 from tinyllm.train import TrainConfig, fit  # noqa: E402
 
 TINYSTORIES_TOKENS = 470e6  # TinyStories' training split in GPT-2 tokens
@@ -128,14 +130,6 @@ def brief_model(config: Config) -> nn.Module:
                             num_heads=config.num_heads, window_size=config.window_size,
                             attention_layers=config.attention_layers,
                             max_position_embeddings=config.max_position_embeddings)
-
-
-def flops_per_token(model: nn.Module, config: Config) -> float:
-    """Training FLOPs per token, 6 N + 12 C Σ_l T_l (module docstring)."""
-    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    keys = sum(min(config.context_size, config.window_size) if kind == "local"
-               else config.context_size for kind in config.attention_layers)
-    return 6 * n + 12 * config.hidden_size * keys
 
 
 def describe(config: Config) -> str:
@@ -406,7 +400,7 @@ class Bench:
 
     def throughput(self, config: Config, key: str, batches: list, compiled: bool):
         def measure(part: dict) -> None:
-            flops = flops_per_token(GPT(None, config), config)
+            flops = training_flops_per_token(config)
             part.update(config=describe(config), flops_per_token=flops,
                         bf16_peak_tflops=self.peak)
             tokens = self.tokens(config.vocab_size)
@@ -420,7 +414,7 @@ class Bench:
     def tinystories_pass(self, config: Config, key: str, batch: int):
         def measure(part: dict) -> None:
             model = self.gpt(key, config)
-            flops = flops_per_token(model, config)
+            flops = training_flops_per_token(config)
             part.update(config=describe(config), flops_per_token=flops)
             run = TinyllmFit(model, self.tokens(config.vocab_size), self.device, batch)
             step_s = run.run(LOG_EVERY)["step_s"]                       # calibration

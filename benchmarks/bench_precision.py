@@ -18,13 +18,13 @@ import time
 
 import torch
 
-from tinyllm.config import Config
+from tinyllm.model.config import Config
 from tinyllm.data.tokens import load_splits, random_batches, token_byte_lengths
-from tinyllm.device import cpu_has_bf16_units
+from tinyllm.train.device import cpu_has_bf16_units
 from tinyllm.model import GPT
-from tinyllm.tokenizer import load_tokenizer
+from tinyllm.data.tokenizer import load_tokenizer
 from tinyllm.train import Run, TrainConfig, fit
-from tinyllm.distributed import Dist
+from tinyllm.train.plan import plan_run
 
 
 def cpu_name() -> str:
@@ -42,15 +42,16 @@ def step_time(config: Config, train: TrainConfig, batch_size: int, repeats: int)
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         cfg = TrainConfig(**{**train.__dict__, "precision": precision, "batch_size": batch_size})
-        run = Run(GPT(None, config), cfg, dist=Dist())
+        model = GPT(None, config)
+        run = Run(model, plan_run(cfg, None, model=model.config))
         batch = torch.randint(0, config.vocab_size, (batch_size, config.context_size + 1))
         runs[precision] = (run, batch)
-        run.step([batch], cfg.lr)                                   # warm up
+        run.step([batch])                                           # warm up
     times = {p: [] for p in runs}
     for _ in range(repeats):
         for precision, (run, batch) in runs.items():
             t0 = time.perf_counter()
-            run.step([batch], run.cfg.lr)
+            run.step([batch])
             times[precision].append(time.perf_counter() - t0)
     return times
 

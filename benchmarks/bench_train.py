@@ -53,16 +53,20 @@ def gpt2_home() -> Path:
 # -- 1. throughput ----------------------------------------------------------------------------
 
 def throughput(args):
-    from tinyllm.config import Config
+    from tinyllm.model.config import Config
     from tinyllm.model import GPT
-    from tinyllm.train import LossModule, TrainConfig, make_optimizer, optimizer_step
+    from tinyllm.train import TrainConfig
+    from tinyllm.train.loop import LossModule, optimizer_step
+    from tinyllm.train.optim import make_optimizer
+    from tinyllm.train.plan import plan_run
     torch.manual_seed(0)
     V, B, T = 50257, 32, 64
     batches = [torch.randint(0, V, (B, T + 1)) for _ in range(4)]
     brief = GPTNeoBlockModel(vocab_size=V)
     brief_opt = torch.optim.Adam(brief.parameters())
     ours = GPT(None, Config(vocab_size=V))
-    cfg = TrainConfig(device="cpu", precision="fp32", compile=args.compile)
+    cfg = plan_run(TrainConfig(device="cpu", precision="fp32", compile=args.compile), None,
+                   model=ours.config).cfg
     ours_opt = make_optimizer(ours, cfg, torch.device("cpu"))
     loss_fn = torch.compile(LossModule(ours)) if args.compile else LossModule(ours)
     params = list(ours.parameters())
@@ -119,7 +123,7 @@ def bpb_brief(split: Path, seconds: float, seed: int) -> dict:
     from torch.utils.data import DataLoader
     from tinyllm.data.tokens import prepare, token_byte_lengths
     from tinyllm.dataset import TinyDataset
-    from tinyllm.evaluate import evaluate
+    from tinyllm.train.evaluate import evaluate
     from tinyllm.tokenizer import Tokenizer
     torch.manual_seed(seed)
     tokenizer = Tokenizer()
@@ -142,7 +146,7 @@ def bpb_brief(split: Path, seconds: float, seed: int) -> dict:
 def bpb_tinyllm(split: Path, seconds: float, seed: int, tokenizer: str | None, extra: list) -> dict:
     """tinyllm's defaults through its own command line, then evaluated on test.txt."""
     from tinyllm.data.tokens import prepare, token_byte_lengths
-    from tinyllm.evaluate import evaluate
+    from tinyllm.train.evaluate import evaluate
     from tinyllm.model import GPT
     flags = "".join(c if c.isalnum() else "_" for c in "".join(extra)) or "defaults"
     out = split / f"run-{tokenizer or 'default'}-{seed}-{flags}"

@@ -148,14 +148,17 @@ def job(args) -> dict:
 def _one_pass(command: list, fraction: float) -> tuple[int, dict]:
     """Steps of one pass for ``command``'s configuration; makes this process's runs train on
     ``one_pass_batches`` instead of random windows."""
-    import torch
-    from tinyllm.cli import ARCHITECTURES, TrainConfig, build_parser, config_changes
-    from tinyllm.tokenizer import load_tokenizer
-    from tinyllm.train import Run, run_splits
     from dataclasses import replace
+    from tinyllm.cli import build_parser
+    from tinyllm.cli.options import config_changes
+    from tinyllm.data.tokenizer import load_tokenizer
+    from tinyllm.model.presets import ARCHITECTURES
+    from tinyllm.train import Run, TrainConfig
+    from tinyllm.train.plan import plan_run
+    from tinyllm.train.start import run_splits
     parsed = build_parser().parse_args(command)
     base = TrainConfig(model=ARCHITECTURES[parsed.arch or "gpt-neo"]())
-    cfg = replace(base, **config_changes(parsed, base)).resolve(torch.device("cpu"))
+    cfg = plan_run(replace(base, **config_changes(parsed, base)), None).cfg   # batch, tokenizer
     tokens = run_splits(cfg, load_tokenizer(cfg.tokenizer, cfg.data)).train.tokens
     windows = (len(tokens) - 1) // cfg.model.context_size
     steps = max(1, int(windows // cfg.batch_size * fraction))
@@ -170,7 +173,7 @@ def _score(run: Path, test: Path) -> dict:
     import io
     from contextlib import redirect_stdout
     from tinyllm.cli import main as tinyllm
-    from tinyllm.compare import read_run
+    from tinyllm.train.compare import read_run
     from tinyllm.data.tokens import load_splits
     from tinyllm.model import GPT
     printed = io.StringIO()
@@ -299,7 +302,7 @@ def report(args) -> None:
     rows = read_results(Path(args.results))
     if not rows:
         raise SystemExit(f"no results in {args.results}: run the ladder first")
-    from tinyllm.compare import compare, format_table
+    from tinyllm.train.compare import compare, format_table
     out_dir = Path(args.out_dir)
     for regime, table in summarise(rows).items():
         print(f"\n### Regime ({regime}): {REGIMES[regime]}\n")

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import needs_shared
-from tests.test_train import patterned_tokens, tiny_model
+from tests.conftest import REPO, needs_shared
+from tests.conftest import patterned_tokens, tiny_model
 from tinyllm.cli import main
-from tinyllm.config import Config
+from tinyllm.model.config import Config
 from tinyllm.data.tokens import random_batches
 from tinyllm.model import GPT
 from tinyllm.train import TrainConfig, fit
@@ -34,7 +34,6 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 DEVICE = "cuda"
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--layers", "2", "--hidden", "32", "--heads", "4", "--context", "32", "--warmup", "2",
         "--quiet"]
 CUDA_BATCH_SIZE = TrainConfig().resolve(torch.device("cuda")).batch_size   # tinyllm train's on a GPU

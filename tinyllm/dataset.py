@@ -1,8 +1,9 @@
-"""The brief's dataset: one sample per story, padded with eos then cut to ``length`` tokens.
+"""``TinyDataset``, the dataset of the blog series "Building GPT from Scratch": one sample per
+story, padded with eos then cut to ``length`` tokens.
 
     sample = (tokens(story) + [eos] * length)[:length]
 
-This is the learner's view of the data (and the brief's API). ``tinyllm train`` instead packs
+This is the learner's view of the data (and the series' API). ``tinyllm train`` instead packs
 all stories into one token stream (``tinyllm.data.tokens``): no compute spent on padding and no
 story cut short.
 """

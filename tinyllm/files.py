@@ -1,21 +1,23 @@
-"""Files on disk: the names tinyllm gives them, writes that are atomic, and metrics rows.
+"""Files on disk: where tinyllm's cache is, writes that are atomic, one writer per directory, and
+the rows of a metrics file. Every layer that writes goes through here.
 
 A write is atomic when a reader (or a later run) sees either the old file or the new one, never
 half of one, whatever kills the writer: the new content goes to a temporary name beside the
-target, then one ``os.replace`` renames it into place.
+target, ``.NAME.tmp-PID-HOST-XXXXXXXX``, then one ``os.replace`` renames it into place. The name
+says which process wrote it, so that the leftovers of a writer that was killed can be told from
+the work of one still running (``remove_temporaries``).
 
-    model directory         config.json, model.safetensors, vocab.json + merges.txt
-    run directory           the best model (as above), last/ (a training checkpoint),
-                            metrics.jsonl (one JSON object per line), loss.png
+    $TINYLLM_HOME            the cache (default ~/.cache/tinyllm): GPT-2's tokenizer, TinyStories,
+                             trained tokenizers, prepared tokens (``home``)
 """
 import errno
 import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +26,10 @@ from safetensors import SafetensorError
 
 from .errors import TinyLLMError
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-TOKENIZER_FILES = ("vocab.json", "merges.txt")
-METRICS = "metrics.jsonl"
+
+def home() -> Path:
+    """The cache directory: ``$TINYLLM_HOME`` or ``~/.cache/tinyllm``."""
+    return Path(os.environ.get("TINYLLM_HOME", "~/.cache/tinyllm")).expanduser()
 
 
 # -- writes that fail cleanly -----------------------------------------------------------------
@@ -59,33 +61,34 @@ def writing(path):
 
 # -- atomic writes ----------------------------------------------------------------------------
 
+def temporary_path(path) -> Path:
+    """A fresh name beside ``path`` for its content while it is written."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{_host()}-{secrets.token_hex(4)}")
+
+
+@contextmanager
+def atomic_file(path):
+    """Yield a temporary path beside ``path`` for any writer to fill (``safetensors.save_file``,
+    say); when the block succeeds it replaces ``path``, when it fails it vanishes."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    with writing(path):
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
     """A file to write (``mode`` 'wb', or 'w' for UTF-8 text) that replaces ``path`` when the
     block succeeds, and vanishes when it fails: a reader never sees half of it."""
-    path = Path(path)
-    with writing(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            make_readable(tmp)                   # mkstemp's 0600 would hide it from others
-            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-                yield f
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def make_readable(path) -> None:
-    """Give a file written through a temporary name the permissions a plain write would have
-    (temporary files are created private, 0600)."""
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_file(path) as tmp:
+        with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
 
 
 def atomic_write(path, data: str | bytes) -> Path:
@@ -110,8 +113,8 @@ def atomic_dir(path):
     path = Path(path).expanduser()
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        os.chmod(tmp, 0o777 & ~_umask())         # mkdtemp's 0700 would hide it from others
+        tmp = temporary_path(path)
+        tmp.mkdir()
         try:
             yield tmp
         except BaseException:
@@ -126,15 +129,50 @@ def atomic_dir(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def remove_temporaries(directory) -> list[str]:
-    """Delete what interrupted atomic writes left in ``directory`` (``.NAME.tmp-*`` files and
-    directories); never trusted, they are only ever renamed into place when complete. Call it
-    only while no other process writes there (``lock``). Returns the names removed."""
+# -- what killed writers leave ----------------------------------------------------------------
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(?:(\d+)-(?:([A-Za-z0-9]+)-)?)?[0-9A-Za-z_]{8}$")
+STALE_SECONDS = 24 * 3600       # a temporary this old is a leftover whoever wrote it
+
+
+def remove_temporaries(directory, holding_lock: bool = False) -> list[str]:
+    """Delete what interrupted atomic writes left in ``directory`` and return the names removed:
+    with ``holding_lock`` (no other process writes there: ``lock``) every temporary; otherwise
+    only those of processes of this machine that are no longer alive, and any older than a day
+    (another process, here or on a machine sharing the directory, may be writing the rest).
+    A temporary is only ever renamed into place once complete: it is never trusted."""
     removed = []
-    for p in Path(directory).glob(".*.tmp-*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        removed.append(p.name)
+    for entry in Path(directory).iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None:
+            continue
+        if not holding_lock:
+            try:
+                age = time.time() - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            pid, host = match[1], match[2]
+            dead = pid is not None and host in (None, _host()) and int(pid) != os.getpid() \
+                and not _alive(int(pid))
+            if not dead and age <= STALE_SECONDS:
+                continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        removed.append(entry.name)
     return removed
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, another user's
+        return True
+    return True
 
 
 # -- one writer per directory -----------------------------------------------------------------
@@ -173,7 +211,20 @@ def lock(directory, what: str = "run"):
         os.close(fd)
 
 
-# -- metrics.jsonl ----------------------------------------------------------------------------
+# -- JSON and metrics rows --------------------------------------------------------------------
+
+def read_json(path, what: str = "JSON file") -> dict:
+    """A JSON object from ``path``; a missing or malformed file is one clear error."""
+    try:
+        obj = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise TinyLLMError(f"{path} does not exist: expected a {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TinyLLMError(f"{path} is not a valid {what} ({e})") from None
+    if not isinstance(obj, dict):
+        raise TinyLLMError(f"{path} is not a valid {what} (a JSON object was expected)")
+    return obj
+
 
 def append_metrics(path, row: dict) -> None:
     """Add one row to a metrics file (a line of JSON; a crash can only lose the last line).
@@ -204,41 +255,3 @@ def read_metrics(path) -> list[dict]:
             raise TinyLLMError(f"{path}:{n} is not a JSON metrics row: is this a tinyllm "
                                "metrics.jsonl?") from None
     return rows
-
-
-# -- reading ----------------------------------------------------------------------------------
-
-def read_json(path, what: str = "JSON file") -> dict:
-    """A JSON object from ``path``; a missing or malformed file is one clear error."""
-    try:
-        obj = json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise TinyLLMError(f"{path} does not exist: expected a {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TinyLLMError(f"{path} is not a valid {what} ({e})") from None
-    if not isinstance(obj, dict):
-        raise TinyLLMError(f"{path} is not a valid {what} (a JSON object was expected)")
-    return obj
-
-
-def read_safetensors(file) -> dict:
-    """The tensors of a safetensors file; anything else (a pickle, say) is refused, unread."""
-    from safetensors.torch import load_file
-    try:
-        return load_file(str(file))
-    except Exception as e:  # safetensors' own error type, OSError, ...: not a weights file
-        raise TinyLLMError(f"{file} is not a readable safetensors file ({type(e).__name__}): "
-                           "tinyllm only loads safetensors, never pickles") from None
-
-
-def check_state_fits(state: dict, own: dict, source, config: str = "this model's config") -> None:
-    """Raise a clear error unless ``state`` has exactly the names and shapes of ``own`` (a
-    model's state dict): weights written for another configuration are refused, not mixed in."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        raise TinyLLMError(f"the weights in {source} do not fit {config} (missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}, wrong shape {wrong[:3]}): were they "
-                           "written for another configuration?")

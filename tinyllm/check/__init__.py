@@ -1,7 +1,7 @@
 """The parity table: every component against its reference twin — tinyllm's own, or a learner's.
 
 Each row builds the implementation under test (from ``parts``: tinyllm's own classes, or a
-learner's given to ``tinyllm check --use KIND=PATH:NAME``; see ``tinyllm.components``) and its
+learner's given to ``tinyllm check --use KIND=PATH:NAME``; see ``tinyllm.check.implementations``) and its
 twin (``torch.nn``, ``torch.nn.functional``, transformers' GPT-Neo, the ``tokenizers`` library),
 gives both the same weights and the same small random input, and reports the largest absolute
 difference of their outputs and of their gradients, over every case the row covers:
@@ -15,8 +15,8 @@ difference of their outputs and of their gradients, over every case the row cove
     Muon         three optimizer steps vs torch.optim.Muon
     BPE          vs tokenizers (token ids that differ, and decode(encode(text)) == text)
 
-tinyllm's own classes are also checked under their variants (written-out formulas and fused
-kernels, other activations). A failing row says why in one line (``compare``, ``explain_*``):
+tinyllm's own classes are also checked under their variants (fused kernels and the formulas
+written out, other activations). A failing row says why in one line (``parity``, ``explain_*``):
 a parameter the reference has and it lacks, an output of the wrong shape, dtype or device,
 NaN, a parameter no gradient reaches, attention that is not causal or scaled otherwise than
 the reference, a LayerNorm without scale and shift, another activation, a tokenizer that does
@@ -24,25 +24,26 @@ not round-trip; an exception names its file and line.
 
 Rows run bottom-up: a broken component also breaks the rows built from it (Block, GPT), which
 then say so, so the first failing row is the one to fix. ``tinyllm check`` prints the table; the
-tests run the same rows (``tests/test_nn.py``) and keep what a row cannot express.
+tests run the same rows and keep what a row cannot express. A row runs for a learner's class
+only when it builds one of its kind (``Check.uses``); the others do not apply to it.
 
 Adding a row is one ``Check`` in ``CHECKS``: a function of ``parts`` returning the largest
-difference (``compare`` does the work for a module), its tolerance, and the kinds it builds.
+difference (``parity`` does the work for a module), its tolerance, and the kinds it builds.
 """
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .. import components
-from ..components import LearnerError, Mismatch, blame, describe
+from . import implementations
+from .learner import LearnerError, blame, describe
 from .classic import (check_attention_cache, check_attention_global, check_attention_local,
                       check_attention_scaled, check_block, check_block_step, check_embedding,
                       check_gelu, check_layernorm, check_loss, check_mlp, check_model,
                       check_model_cache, check_muon, check_tokenizer)
-from .common import (MODEL_KINDS, TOL, TOL_MODEL, TOL_MUON, ReferenceAttention, Skip,
+from .common import (MODEL_KINDS, TOL, TOL_MODEL, TOL_MUON, Mismatch, ReferenceAttention, Skip,
                      gpt_neo_state, randomize)
-from .diagnose import compare
+from .diagnose import parity
 from .modern import (check_attention_rotary, check_attention_rotary_cache, check_bias_free_gpt_neo,
                      check_llama_block, check_llama_model, check_llama_model_cache, check_qk_norm,
                      check_relu2_mlp, check_rmsnorm, check_rotary, check_softcap_loss, check_swiglu)
@@ -112,7 +113,7 @@ CHECKS = [  # bottom-up
     Check("GPT kv cache (Llama, QK-norm, soft-cap)", "one full forward pass",
           check_llama_model_cache, TOL_MODEL),
     Check("No biases (GPT-Neo export)", "GPTNeoForCausalLM, zero biases", check_bias_free_gpt_neo,
-          TOL_MODEL, uses=MODEL_KINDS),
+          TOL_MODEL),                   # tinyllm's own bias-free layers: no learner's class here
     Check("Head + loss, soft-cap", "F.cross_entropy(c·tanh(z/c)) (and grads)", check_softcap_loss,
           TOL),
 ]
@@ -122,7 +123,7 @@ def run_checks(seed: int = 0, parts: dict | None = None, kinds=None) -> list[Row
     """Run the rows with ``parts`` (default: tinyllm's own everywhere) — only those that build
     one of ``kinds``, when given. A row that raises fails with the exception as its note (its
     file and line); a row built from a part whose own row failed says so."""
-    parts = parts or components.parts()
+    parts = parts or implementations.parts()
     rows, failed = [], {}          # kind -> the name of its first failing row
     for check in CHECKS:
         if kinds is not None and not set(check.uses) & set(kinds):
@@ -177,5 +178,5 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CHECKS", "Check", "Row", "run_checks", "format_table", "compare", "randomize",
+__all__ = ["CHECKS", "Check", "Row", "run_checks", "format_table", "parity", "randomize",
            "gpt_neo_state", "ReferenceAttention", "Skip", "TOL", "TOL_MODEL", "TOL_MUON"]

@@ -1,6 +1,6 @@
 """The rows of GPT-Neo's components (and the loss, Muon and the BPE tokenizer): each takes the
-``parts`` under test (tinyllm's own or a learner's, ``tinyllm.components``) and returns the
-largest difference from its reference twin."""
+``parts`` under test (tinyllm's own or a learner's, ``tinyllm.check.implementations``) and
+returns the largest difference from its reference twin."""
 import difflib
 import math
 
@@ -8,17 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..components import build_block, build_gpt, Mismatch
-from ..data.sources import builtin_tokenizer_dir, home, sample_corpus_path
-from ..files import TOKENIZER_FILES
-from ..hf import config_from_hf, state_dict_from_hf
-from ..nn import Block, Rotary, gelu_new
+from ..data.sources import sample_corpus_path
+from ..files import home
+from ..formats.gpt_neo import config_from_hf, state_dict_from_hf
+from ..model import Config
+from ..model.nn import Block, gelu_new
 from ..tokenizer import Tokenizer
-from .common import (SMALL_CONFIG, T, TOKENIZER_SAMPLE, TOL_MUON, Diff, gpt_neo_classes,
-                     gpt_neo_config, max_diff, neo_names, randomize, ReferenceAttention, Skip,
-                     small_config, worst)
-from .diagnose import (check_output, compare, explain_attention, explain_causal, explain_layernorm,
-                       explain_mlp, look_alike, same)
+from ..tokenizer.tokenizer import builtin_tokenizer_dir, is_tokenizer_dir
+from .common import (T, TOKENIZER_SAMPLE, TOL_MUON, Diff, Mismatch, ReferenceAttention, Skip,
+                     gpt_neo_classes, gpt_neo_config, layer_cache, max_diff, neo_names,
+                     over_variants, randomize, small_config, worst)
+from .diagnose import (check_output, explain_attention, explain_causal, explain_layernorm,
+                       explain_mlp, look_alike, parity, same)
+from .implementations import build_block, build_gpt
 
 
 # -- the checks: each takes the parts and returns the max abs diff -------------------------------
@@ -28,8 +30,7 @@ def check_embedding(parts):
     ref = torch.nn.Embedding(50, 16)
     ids = torch.randint(0, 50, (3, T))
     calls = [(ids,), (torch.arange(T),)]    # token ids (B, T), and positions (T,)
-    return worst(compare(impl.make(small_config(**v), 50, 16), ref, calls, kind="embedding")
-                 for v in impl.variants)
+    return over_variants(impl, lambda v: parity(impl.make(50, 16), ref, calls, kind="embedding"))
 
 
 def check_layernorm(parts):
@@ -37,9 +38,9 @@ def check_layernorm(parts):
     impl = parts["layernorm"]
     ref = randomize(torch.nn.LayerNorm(32, eps=1e-5))
     x = torch.randn(3, T, 32) * 2 + 0.5
-    return worst(compare(impl.make(small_config(**v)), ref, [(x,)], kind="layernorm",
-                         explain=lambda m, s: explain_layernorm(m, s, x, 1e-5))
-                 for v in impl.variants)
+    return over_variants(impl, lambda v: parity(
+        impl.make(32, 1e-5), ref, [(x,)], kind="layernorm",
+        explain=lambda m, s: explain_layernorm(m, s, x, 1e-5)))
 
 
 def check_gelu(parts):
@@ -51,29 +52,28 @@ def check_mlp(parts):
     _, neo = gpt_neo_classes()
     impl = parts["mlp"]
     x = torch.randn(3, T, 32)
-    diffs = []
-    for v in impl.variants:
+
+    def run(v):
         c = small_config(intermediate_size=48, **v)
         ref = randomize(neo.GPTNeoMLP(48, gpt_neo_config(c)))
-        diffs.append(compare(impl.make(c), ref, [(x,)], kind="mlp",
-                             explain=lambda m, s, a=c.activation: explain_mlp(m, s, x, a)))
-    return worst(diffs)
+        return parity(impl.make(c), ref, [(x,)], kind="mlp",
+                      explain=lambda m, s: explain_mlp(m, s, x, c.activation))
+    return over_variants(impl, run)
 
 
 def _check_attention_vs_neo(parts, layer_type):
     _, neo = gpt_neo_classes()
     impl = parts["attention"]
     x = torch.randn(2, T, 32)
-    diffs = []
-    for v in impl.variants:
+
+    def run(v):
         c = small_config(attention_layers=[layer_type] * 2, **v)
         # GPTNeoSelfAttention masks with its own causal/local `bias` buffer; no attention_mask
         ref = randomize(neo.GPTNeoSelfAttention(gpt_neo_config(c), layer_type, layer_id=0))
-        diffs.append(compare(
-            impl.make(c, layer_type), ref, [(x,)], kind="attention", names=neo_names,
-            run_ref=lambda m, x: m(x, attention_mask=None)[0],
-            explain=lambda m, s, c=c: explain_attention(m, s, x, c, layer_type)))
-    return worst(diffs)
+        return parity(impl.make(c, layer_type), ref, [(x,)], kind="attention", names=neo_names,
+                      run_ref=lambda m, x: m(x, attention_mask=None)[0],
+                      explain=lambda m, s: explain_attention(m, s, x, c, layer_type))
+    return over_variants(impl, run)
 
 
 def check_attention_global(parts):
@@ -88,15 +88,13 @@ def check_attention_scaled(parts):
     """config.attention = 'scaled' (1/√d, the series' formula) against torch's fused kernel."""
     impl = parts["attention"]
     x = torch.randn(2, T, 32)
-    diffs = []
-    for layer_type in ("global", "local"):
-        for v in impl.variants:
-            c = small_config(attention="scaled", **v)
-            ref = randomize(ReferenceAttention.of(c, layer_type))
-            diffs.append(compare(
-                impl.make(c, layer_type), ref, [(x,)], kind="attention",
-                explain=lambda m, s, c=c, t=layer_type: explain_attention(m, s, x, c, t)))
-    return worst(diffs)
+
+    def run(v, layer_type):
+        c = small_config(attention="scaled", **v)
+        ref = randomize(ReferenceAttention.of(c, layer_type))
+        return parity(impl.make(c, layer_type), ref, [(x,)], kind="attention",
+                      explain=lambda m, s: explain_attention(m, s, x, c, layer_type))
+    return worst(over_variants(impl, lambda v: run(v, t)) for t in ("global", "local"))
 
 
 def _needs_cache(*impls):
@@ -107,46 +105,46 @@ def _needs_cache(*impls):
 
 
 def check_attention_cache(parts):
+    """A prefill, then one position at a time through the layer's key/value cache, against one
+    pass over the whole sequence; global and local layers."""
     impl = parts["attention"]
     _needs_cache(impl)
     x = torch.randn(2, T, 32)
-    diffs = []
-    for layer_type in ("global", "local"):
-        for v in impl.variants:
-            attn = randomize(impl.make(small_config(**v), layer_type))
-            H, d = SMALL_CONFIG["num_heads"], SMALL_CONFIG["hidden_size"] // SMALL_CONFIG["num_heads"]
-            kv = torch.zeros(2, 2, H, T, d)                # keys [:, 0], values [:, 1]
-            with torch.no_grad():
-                steps = [attn(x[:, :3], kv=kv, pos=0)]                    # prefill
-                steps += [attn(x[:, t:t + 1], kv=kv, pos=t) for t in range(3, T)]  # decode
-                diffs.append(same(torch.cat(steps, dim=1), attn(x),
-                                   "decoding with the key/value cache"))
-    return worst(diffs)
+
+    def run(v, layer_type):
+        c = small_config(**v)
+        attn = randomize(impl.make(c, layer_type))
+        cache = layer_cache(c, layer_type)
+        with torch.no_grad():
+            steps = [attn(x[:, :3], cache)]                                   # prefill
+            steps += [attn(x[:, t:t + 1], cache) for t in range(3, T)]       # decode
+            return same(torch.cat(steps, dim=1), attn(x), "decoding with the key/value cache")
+    return worst(over_variants(impl, lambda v: run(v, t)) for t in ("global", "local"))
 
 
 def check_block(parts):
     _, neo = gpt_neo_classes()
     x = torch.randn(2, T, 32)
-    diffs = []
-    for v in parts["block"].variants:
+
+    def run(v):
         c = small_config(**v)
-        for layer, layer_type in enumerate(c.attention_layers):
-            ref = randomize(neo.GPTNeoBlock(gpt_neo_config(c), layer_id=layer), std=0.2)
-            diffs.append(compare(build_block(parts, c, layer_type), ref, [(x,)], kind="block",
-                                 names=neo_names, run_ref=lambda m, x: m(x)[0],
-                                 explain=lambda m, s: explain_causal(m, x)))
-    return worst(diffs)
+        return worst(parity(build_block(parts, c, layer_type),
+                            randomize(neo.GPTNeoBlock(gpt_neo_config(c), layer_id=layer), std=0.2),
+                            [(x,)], kind="block", names=neo_names, run_ref=lambda m, x: m(x)[0],
+                            explain=lambda m, s: explain_causal(m, x))
+                     for layer, layer_type in enumerate(c.attention_layers))
+    return over_variants(parts["block"], run)
 
 
 def check_model(parts):
     _, neo = gpt_neo_classes()
     c = small_config()
     ref = randomize(neo.GPTNeoForCausalLM(gpt_neo_config(c)), std=0.1)
-    mine = build_gpt(parts, config_from_hf(ref.config.to_dict()))   # through tinyllm.hf
+    mine = build_gpt(parts, Config(**config_from_hf(ref.config.to_dict())))   # formats.gpt_neo
     ids = torch.randint(0, c.vocab_size, (2, T))
-    return compare(mine, ref, [(ids,)], names=state_dict_from_hf,
-                   run_ref=lambda m, ids: m(ids).logits,
-                   explain=lambda m, s: explain_causal(m, ids))
+    return parity(mine, ref, [(ids,)], names=state_dict_from_hf,
+                  run_ref=lambda m, ids: m(ids).logits,
+                  explain=lambda m, s: explain_causal(m, ids))
 
 
 def check_model_cache(parts):
@@ -173,13 +171,11 @@ def check_block_step(parts):
     x = torch.randn(2, T, 32)
     for config, kind in configs:
         block = randomize(Block(config, kind))
-        rotary = Rotary(config.head_dim, config.rope_theta) if config.position == "rotary" else None
-        rope = (lambda p, n: rotary(p, n)) if rotary else (lambda p, n: None)
-        kv_step, kv_full = (torch.zeros(2, 2, 4, T, 8) for _ in range(2))
+        by_step, full = layer_cache(config, kind), layer_cache(config, kind)
         with torch.no_grad():
-            full = block(x, kv=kv_full, pos=0, rope=rope(0, T))
-            steps = torch.stack([block.step(x[:, t], kv_step, t, rope(t, 1)) for t in range(T)], 1)
-        worst_diff = max(worst_diff, max_diff(steps, full), max_diff(kv_step, kv_full))
+            whole = block(x, full)
+            steps = torch.stack([block.step(x[:, t], by_step) for t in range(T)], 1)
+        worst_diff = max(worst_diff, max_diff(steps, whole), max_diff(by_step.kv, full.kv))
     return worst_diff
 
 
@@ -262,7 +258,7 @@ def check_tokenizer(parts):
     """The BPE against the Rust ``tokenizers`` on the same vocabulary: ids that differ, and
     texts decode does not give back."""
     for directory in (home() / "gpt2", builtin_tokenizer_dir()):
-        if all((directory / n).is_file() for n in TOKENIZER_FILES):
+        if is_tokenizer_dir(directory):
             break
     else:
         raise Skip(f"no tokenizer files (neither GPT-2's in {home() / 'gpt2'} nor a built-in one)")

@@ -1,5 +1,6 @@
 """What the rows of the parity table share: tolerances, the small config they run at, the
-``Skip``/``Diff`` results, weights far from their defaults (``randomize``) and GPT-Neo's names."""
+``Skip``/``Diff``/``Mismatch`` results, the variants an implementation is checked under, weights
+far from their defaults (``randomize``) and GPT-Neo's names."""
 from typing import Callable
 import math
 
@@ -7,8 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
-from ..hf import config_to_hf, fuse_qkv
+from ..errors import TinyLLMError
+from ..formats.gpt_neo import config_to_hf
+from ..formats.hf_common import fuse_qkv
+from ..model import Config
+from ..model.nn import LayerCache, formulas
 
 
 TOL = 1e-5        # one component, fp32
@@ -30,8 +34,20 @@ TOKENIZER_SAMPLE = (
     "Ünïcödé, 日本語, emoji 🙂 and tabs\tand trailing spaces   \n<|endoftext|>The end.")
 
 
+TRANSFORMERS_MISSING = 'transformers is not installed (pip install "tinyllm[check]")'
+
+
 class Skip(Exception):
     """A check that cannot run here (a library or file is missing, an optional feature)."""
+
+
+class Mismatch(TinyLLMError):
+    """What is wrong with an implementation, in one line, whatever the numbers: a missing
+    parameter, a wrong shape, NaN... (``tinyllm.check`` shows it as its row's diagnosis)."""
+
+    def __init__(self, message: str, diff: float | None = None):
+        super().__init__(message)
+        self.diff = diff
 
 
 class Diff(float):
@@ -53,10 +69,28 @@ def worst(diffs) -> float:
     return out
 
 
+def over_variants(impl, run: Callable) -> float:
+    """The worst of ``run(changes)`` over ``impl``'s variants (config changes, or for the loss
+    and the optimizer keyword arguments), each under each of its kernels: tinyllm's own layers
+    both fused and written out (``kernels.formulas``), a learner's as they are."""
+    diffs = []
+    for changes in impl.variants:
+        for written_out in impl.kernels:
+            with formulas(written_out):
+                diffs.append(run(changes))
+    return worst(diffs)
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 def small_config(**kw):
     return Config(**{**SMALL_CONFIG, **kw})
+
+
+def layer_cache(config, layer_type: str = "global", batch: int = 2, size: int = T) -> LayerCache:
+    """An empty key/value cache for one attention layer of ``config``."""
+    kv = torch.zeros(batch, 2, config.num_heads, size, config.hidden_size // config.num_heads)
+    return LayerCache(kv, config.window_size if layer_type == "local" else None)
 
 
 def randomize(module, seed=0, std=0.2):
@@ -81,7 +115,7 @@ def gpt_neo_classes():
         from transformers import GPTNeoConfig
         from transformers.models.gpt_neo import modeling_gpt_neo
     except ImportError:
-        raise Skip("transformers is not installed (pip install transformers)") from None
+        raise Skip(TRANSFORMERS_MISSING) from None
     return GPTNeoConfig, modeling_gpt_neo
 
 

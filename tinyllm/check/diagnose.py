@@ -1,6 +1,6 @@
 """Comparing an implementation with its reference twin, and saying why they differ: a parameter
 missing, an output of the wrong shape, dtype or device, NaN, a parameter no gradient reaches
-(``compare``); attention that is not causal or scaled otherwise, a LayerNorm without scale and
+(``parity``); attention that is not causal or scaled otherwise, a LayerNorm without scale and
 shift, another activation (``explain_*``)."""
 from typing import Callable
 import copy
@@ -10,14 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..components import blame, describe, load_weights, Mismatch, view, where
-from .common import Diff, max_diff, ReferenceAttention, worst
+from .common import Diff, Mismatch, ReferenceAttention, max_diff, worst
+from .kinds import KINDS
+from .learner import blame, describe, where
+from .weights import load_weights, view
 
 
-# -- comparing an implementation with its twin --------------------------------------------------
+# -- an implementation against its twin --------------------------------------------------
 
-def compare(mine, ref: nn.Module, calls: list, *, kind: str | None = None, names=None,
-            run_ref: Callable | None = None, explain: Callable | None = None) -> Diff:
+def parity(mine, ref: nn.Module, calls: list, *, kind: str | None = None, names=None,
+           run_ref: Callable | None = None, explain: Callable | None = None) -> Diff:
     """Give ``mine`` (the module under test) the weights of its twin ``ref`` (``names`` maps
     ``ref``'s parameter names to tinyllm's), run both on each argument tuple of ``calls``
     (``run_ref(ref, *args)`` when the twin's output needs picking out), back-propagate the same
@@ -40,7 +42,7 @@ def compare(mine, ref: nn.Module, calls: list, *, kind: str | None = None, names
     ref_params = {n: p for n, p in ref.state_dict(keep_vars=True).items()
                   if isinstance(p, nn.Parameter)}
     state = names({n: p.detach() for n, p in ref_params.items()})
-    binding = load_weights(mine, state, kind)
+    binding = load_weights(mine, state, kind, KINDS[kind].parameters if kind in KINDS else None)
     mine.eval()
     ref.eval()
     g = torch.Generator().manual_seed(1)

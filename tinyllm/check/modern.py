@@ -2,19 +2,20 @@
 and ReLU² MLPs, QK-norm, bias-free linears, a logit soft-cap — against their twins in
 transformers (Llama, Qwen3) and torch, the Llama-shaped model as a whole, and its key/value cache.
 Each takes the ``parts`` under test (the RMSNorm row checks a learner's ``rmsnorm``; the others
-tinyllm's own) and returns the largest difference."""
+tinyllm's own, fused and written out) and returns the largest difference."""
 from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
-from .. import hf, llama
-from ..config import Config
-from ..model import GPT
-from ..nn import MLP, apply_rotary, Attention, Block, GatedMLP, Rotary
-from ..nn.loss import linear_cross_entropy
-from .common import T, max_diff, randomize, Skip, small_config, worst
-from .diagnose import compare
+from ..formats import gpt_neo, llama
+from ..model import GPT, Config
+from ..model.nn import (MLP, Attention, Block, GatedMLP, Rotary, apply_rotary, formulas,
+                        linear_cross_entropy)
+from .common import TRANSFORMERS_MISSING, T, Skip, layer_cache, max_diff, over_variants, randomize, small_config
+from .diagnose import parity
+
+BOTH = (False, True)     # fused kernels, and the formulas written out (kernels.formulas)
 
 
 THETA = 500.0     # a rotary base other than the default, so that it must be read
@@ -28,7 +29,7 @@ def _transformers() -> SimpleNamespace:
         from transformers.models.llama import modeling_llama
         from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention
     except ImportError:
-        raise Skip("transformers is not installed (pip install transformers)") from None
+        raise Skip(TRANSFORMERS_MISSING) from None
     return SimpleNamespace(GPTNeoConfig=GPTNeoConfig, LlamaConfig=LlamaConfig,
                            Qwen3Config=Qwen3Config, GPTNeoForCausalLM=GPTNeoForCausalLM,
                            GPTNeoMLP=GPTNeoMLP, llama=modeling_llama,
@@ -57,11 +58,20 @@ def causal_mask(T_: int) -> torch.Tensor:
 def in_tinyllm_names(ref_state: dict, theirs: str = "", mine: str = "") -> dict:
     """The weights of a Llama layer's part (``theirs`` = 'self_attn.', 'mlp.' or '' for the whole
     layer) in the names of tinyllm's part (``mine`` = 'attn.', 'mlp.' or ''), through
-    tinyllm.llama's mapping, as layer 0 of a model."""
+    tinyllm.formats.llama's mapping, as layer 0 of a model."""
     sd = llama.state_dict_from_llama({f"model.layers.0.{theirs}{k}": v
                                       for k, v in ref_state.items()})
     prefix = "blocks.0." + mine
     return {k[len(prefix):]: v for k, v in sd.items()}
+
+
+def _both(run) -> float:
+    """The larger difference of ``run()`` fused and written out."""
+    diffs = []
+    for written_out in BOTH:
+        with formulas(written_out):
+            diffs.append(run())
+    return max(diffs)
 
 
 # -- the rows ---------------------------------------------------------------------------------
@@ -71,8 +81,7 @@ def check_rmsnorm(parts):
     impl = parts["rmsnorm"]
     ref = randomize(torch.nn.RMSNorm(32, eps=1e-6))
     x = torch.randn(3, T, 32) * 2 + 0.5
-    return worst(compare(impl.make(small_config(layer_norm_epsilon=1e-6, **v)), ref, [(x,)],
-                         kind="rmsnorm") for v in impl.variants)
+    return over_variants(impl, lambda v: parity(impl.make(32, 1e-6), ref, [(x,)], kind="rmsnorm"))
 
 
 def check_rotary(parts):
@@ -85,7 +94,7 @@ def check_rotary(parts):
     for pos in (0, 5):
         cos, sin = ref(q, torch.arange(pos, pos + T)[None])
         ref_q, ref_k = tf.llama.apply_rotary_pos_emb(q, k, cos, sin)
-        my_cos, my_sin = Rotary(8, THETA)(pos, T)
+        my_cos, my_sin = Rotary(8, THETA).tables(pos, T)
         worst = max(worst, max_diff(apply_rotary(q, my_cos, my_sin), ref_q),
                     max_diff(apply_rotary(k, my_cos, my_sin), ref_k))
     return worst
@@ -95,21 +104,18 @@ def check_swiglu(parts):
     """The gated MLP with SiLU (SwiGLU), written out and fused, vs transformers' LlamaMLP."""
     tf = _transformers()
     x = torch.randn(3, T, 32)
-    worst = 0.0
-    for explicit in (False, True):
-        c = llama_config(intermediate_size=48, explicit=explicit)
-        ref = randomize(tf.llama.LlamaMLP(hf_llama_config(c)))
-        mine = GatedMLP(c).eval()
-        mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "mlp.", "mlp."))
-        worst = max(worst, max_diff(mine(x), ref(x)))
-    return worst
+    c = llama_config(intermediate_size=48)
+    ref = randomize(tf.llama.LlamaMLP(hf_llama_config(c)))
+    mine = GatedMLP(c).eval()
+    mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "mlp.", "mlp."))
+    return _both(lambda: max_diff(mine(x), ref(x)))
 
 
 def check_relu2_mlp(parts):
     """The plain MLP with ReLU², vs GPTNeoMLP with transformers' 'relu2' activation."""
     tf = _transformers()
     c = small_config(activation="relu2", intermediate_size=48)
-    neo = tf.GPTNeoConfig(**{**hf.config_to_hf(c), "bos_token_id": None, "eos_token_id": None})
+    neo = tf.GPTNeoConfig(**{**gpt_neo.config_to_hf(c), "bos_token_id": None, "eos_token_id": None})
     ref = randomize(tf.GPTNeoMLP(48, neo))
     mine = MLP(c).eval()
     mine.load_state_dict(ref.state_dict())
@@ -121,75 +127,64 @@ def check_attention_rotary(parts):
     """Rotary, 1/√d, bias-free attention (written out and fused) vs LlamaAttention (eager)."""
     tf = _transformers()
     x = torch.randn(2, T, 32)
-    worst = 0.0
-    for explicit in (False, True):
-        c = llama_config(explicit=explicit)
-        hc = hf_llama_config(c)
-        ref = randomize(tf.llama.LlamaAttention(hc, layer_idx=0))
-        mine = Attention(c, "global").eval()
-        mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "self_attn.", "attn."))
-        rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
-        expected = ref(x, position_embeddings=rope, attention_mask=causal_mask(T))[0]
-        worst = max(worst, max_diff(mine(x, rope=Rotary(8, THETA)(0, T)), expected))
-    return worst
+    c = llama_config()
+    hc = hf_llama_config(c)
+    ref = randomize(tf.llama.LlamaAttention(hc, layer_idx=0))
+    mine = Attention(c, "global").eval()
+    mine.load_state_dict(in_tinyllm_names(ref.state_dict(), "self_attn.", "attn."))
+    rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
+    expected = ref(x, position_embeddings=rope, attention_mask=causal_mask(T))[0]
+    return _both(lambda: max_diff(mine(x), expected))
 
 
 def check_qk_norm(parts):
     """QK-norm (per-head RMSNorm of q and k, before rotary) vs transformers' Qwen3Attention."""
     tf = _transformers()
     x = torch.randn(2, T, 32)
-    worst = 0.0
-    for explicit in (False, True):
-        c = llama_config(qk_norm=True, explicit=explicit)
-        qc = tf.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=4, head_dim=8,
-                         rms_norm_eps=1e-6, rope_theta=THETA, attention_bias=False,
-                         num_hidden_layers=1, layer_types=["full_attention"],
-                         attn_implementation="eager")
-        ref = randomize(tf.Qwen3Attention(qc, layer_idx=0))
-        mine = Attention(c, "global").eval()
-        state = dict(ref.state_dict())
-        norms = {k: state.pop(k) for k in ("q_norm.weight", "k_norm.weight")}
-        mine.load_state_dict({**in_tinyllm_names(state, "self_attn.", "attn."), **norms})
-        cos, sin = Rotary(8, THETA)(0, T)   # (T, d): the rotary check holds them equal to Llama's
-        expected = ref(x, position_embeddings=(cos[None], sin[None]),
-                       attention_mask=causal_mask(T))[0]
-        worst = max(worst, max_diff(mine(x, rope=(cos, sin)), expected))
-    return worst
+    c = llama_config(qk_norm=True)
+    qc = tf.Qwen3Config(hidden_size=32, num_attention_heads=4, num_key_value_heads=4, head_dim=8,
+                        rms_norm_eps=1e-6, rope_theta=THETA, attention_bias=False,
+                        num_hidden_layers=1, layer_types=["full_attention"],
+                        attn_implementation="eager")
+    ref = randomize(tf.Qwen3Attention(qc, layer_idx=0))
+    mine = Attention(c, "global").eval()
+    state = dict(ref.state_dict())
+    norms = {k: state.pop(k) for k in ("q_norm.weight", "k_norm.weight")}
+    mine.load_state_dict({**in_tinyllm_names(state, "self_attn.", "attn."), **norms})
+    cos, sin = Rotary(8, THETA).tables(0, T)   # (T, d): the rotary row holds them to Llama's
+    expected = ref(x, position_embeddings=(cos[None], sin[None]),
+                   attention_mask=causal_mask(T))[0]
+    return _both(lambda: max_diff(mine(x), expected))
 
 
 def check_attention_rotary_cache(parts):
     """Rotary (and QK-norm) attention through the key/value cache — a prefill, then one token at
     a time — vs one full pass; global and local layers."""
     x = torch.randn(2, T, 32)
-    rotary = Rotary(8, THETA)
-    worst = 0.0
+    diffs = []
     for kind in ("global", "local"):
         for qk_norm in (False, True):
             c = llama_config(qk_norm=qk_norm, window_size=5, attention_layers=[kind] * 2)
             attn = randomize(Attention(c, kind))
-            kv = torch.zeros(2, 2, 4, T, 8)                    # keys [:, 0], values [:, 1]
-            steps = [attn(x[:, :3], kv=kv, pos=0, rope=rotary(0, 3))]
-            steps += [attn(x[:, t:t + 1], kv=kv, pos=t, rope=rotary(t, 1)) for t in range(3, T)]
-            worst = max(worst, max_diff(torch.cat(steps, dim=1), attn(x, rope=rotary(0, T))))
-    return worst
+            cache = layer_cache(c, kind)
+            steps = [attn(x[:, :3], cache)] + [attn(x[:, t:t + 1], cache) for t in range(3, T)]
+            diffs.append(max_diff(torch.cat(steps, dim=1), attn(x)))
+    return max(diffs)
 
 
 def check_llama_block(parts):
     """A block with Llama's components vs transformers' LlamaDecoderLayer."""
     tf = _transformers()
     x = torch.randn(2, T, 32)
-    worst = 0.0
-    for explicit in (False, True):
-        c = llama_config(explicit=explicit)
-        hc = hf_llama_config(c)
-        ref = randomize(tf.llama.LlamaDecoderLayer(hc, layer_idx=0))
-        mine = Block(c, "global").eval()
-        mine.load_state_dict(in_tinyllm_names(ref.state_dict()))
-        rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
-        out = ref(x, attention_mask=causal_mask(T), position_embeddings=rope)
-        out = out[0] if isinstance(out, tuple) else out
-        worst = max(worst, max_diff(mine(x, rope=Rotary(8, THETA)(0, T)), out))
-    return worst
+    c = llama_config()
+    hc = hf_llama_config(c)
+    ref = randomize(tf.llama.LlamaDecoderLayer(hc, layer_idx=0))
+    mine = Block(c, "global").eval()
+    mine.load_state_dict(in_tinyllm_names(ref.state_dict()))
+    rope = tf.llama.LlamaRotaryEmbedding(hc)(x, torch.arange(T)[None])
+    out = ref(x, attention_mask=causal_mask(T), position_embeddings=rope)
+    out = out[0] if isinstance(out, tuple) else out
+    return _both(lambda: max_diff(mine(x), out))
 
 
 def check_llama_model(parts):
@@ -200,7 +195,7 @@ def check_llama_model(parts):
     for tie in (False, True):
         ref = randomize(tf.llama.LlamaForCausalLM(
             hf_llama_config(llama_config(), tie_word_embeddings=tie)), std=0.1)
-        mine = GPT(None, llama.config_from_llama(ref.config.to_dict())).eval()
+        mine = GPT(None, Config(**llama.config_from_llama(ref.config.to_dict()))).eval()
         mine.load_state_dict(llama.state_dict_from_llama(ref.state_dict()))
         ids = torch.randint(0, 97, (2, T))
         worst = max(worst, max_diff(mine(ids), ref(ids).logits))
@@ -224,10 +219,11 @@ def check_bias_free_gpt_neo(parts):
     tf = _transformers()
     c = small_config(bias=False)
     mine = randomize(GPT(None, c), std=0.1)
-    neo = tf.GPTNeoConfig(**{**hf.config_to_hf(c, tie_word_embeddings=False), "bos_token_id": None,
+    neo = tf.GPTNeoConfig(**{**gpt_neo.config_to_hf(c, tie_word_embeddings=False),
+                             "bos_token_id": None,
                           "eos_token_id": None, "attn_implementation": "eager"})
     ref = tf.GPTNeoForCausalLM(neo).eval()
-    ref.load_state_dict(hf.state_dict_to_hf(mine.state_dict(), c))
+    ref.load_state_dict(gpt_neo.state_dict_to_hf(mine.state_dict(), c))
     ids = torch.randint(0, 97, (2, T))
     return max_diff(mine(ids), ref(ids).logits)
 

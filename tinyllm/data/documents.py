@@ -60,8 +60,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from ..errors import TinyLLMError
-from ..files import write_json
-from .sources import EOT, home, sample_corpus_path, tinystories_path
+from ..files import home, write_json
+from ..tokenizer import EOT
+from .sources import sample_corpus_path, tinystories_path
 
 PIECE_CHARS = 4096            # longest piece, in characters
 READ_BYTES = 1 << 20          # bytes read from a file at a time

@@ -14,9 +14,9 @@ Byte offsets count the UTF-8 bytes of the text, eos counted as one byte. A piece
 ``PIECE_CHARS`` characters and ends at a line end where it can, so ``pieces.bin`` says where a
 held-out tail can start when there are too few documents to hold some out. Memory stays
 bounded by one batch of pieces, not by the corpus nor by its longest document. The directory
-is written under a temporary name and renamed into place when complete, so an interrupted run
-never leaves an entry a later run trusts; temporaries left by dead processes are removed the
-next time ``prepare`` runs.
+is written under a temporary name (``tinyllm.files``) and renamed into place when complete, so an
+interrupted run never leaves an entry a later run trusts; temporaries left by dead processes are
+removed the next time ``prepare`` runs.
 
 The cache key is (source identity, tokenizer fingerprint, format version). The identity is
 made from the content (``Source.identity``): editing a file prepares it again; the same bytes
@@ -42,9 +42,7 @@ import math
 import os
 import re
 import shutil
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -52,15 +50,15 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from ..bpe import bytes_to_unicode
 from ..errors import TinyLLMError
+from ..files import home, remove_temporaries, temporary_path
+from ..tokenizer import EOT
+from ..tokenizer.bpe import bytes_to_unicode
 from . import documents
-from .documents import EOT, Source, open_source
-from .sources import home
+from .documents import Source, open_source
 
 VERSION = 2
 BATCH_CHARS = 1 << 20          # characters of text per encode_batch call: bounds the memory used
-STALE_TEMPORARY_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -277,13 +275,13 @@ def prepare(source, tokenizer, cache_dir=None,
     key = _cache_key(identity, fingerprint)
     target = root / f"{slug}-{key}"
     if root.is_dir():
-        remove_dead_temporaries(root)
+        remove_temporaries(root)              # of preparations killed before they finished
         for entry in [target, *sorted(root.glob(f"*-{key}"))]:   # maybe under another name
             if _is_valid(entry, identity, fingerprint):
                 return TokenFile(entry)
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{target.name}.tmp-{os.getpid()}-{_host()}-{uuid.uuid4().hex[:8]}"
+    tmp = temporary_path(target)
     tmp.mkdir()
     try:
         meta = _tokenize(source, tokenizer, tmp, progress)
@@ -398,45 +396,6 @@ def _tokenize(source: Source, tokenizer, out: Path, progress=None) -> dict:
             "num_documents": writer.num_documents, "num_pieces": writer.num_pieces,
             "num_bytes": writer.num_bytes,
             "prepare_seconds": round(time.perf_counter() - start, 3)}
-
-
-_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)-(?:([A-Za-z0-9]+)-)?[0-9a-f]{8}$")  # PID, host
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "", socket.gethostname())[:32] or "host"
-
-
-def remove_dead_temporaries(root: Path) -> list[Path]:
-    """Remove the temporaries (``.NAME.tmp-PID-HOST-XXXXXXXX``) that preparations killed
-    before they finished left in ``root``: those of a process of this machine that is no
-    longer alive, and any older than a day. Those of live processes (another rank preparing
-    right now, here or on another machine sharing the cache) are kept. Returns the removed."""
-    removed = []
-    for entry in root.iterdir():
-        match = _TEMPORARY.match(entry.name)
-        if not match:
-            continue
-        try:
-            age = time.time() - entry.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        pid, host = int(match[1]), match[2]
-        dead = host in (None, _host()) and pid != os.getpid() and not _alive(pid)
-        if dead or age > STALE_TEMPORARY_SECONDS:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # alive, another user's
-        return True
-    return True
 
 
 def _remove_stale(root: Path, keep: Path, origin: str, fingerprint: str) -> None:

@@ -9,6 +9,8 @@ standard PyTorch hooks on it (``trace``):
     next token  p = softmax(logits_t),  q = probabilities(logits_t, temperature, top_k, top_p)
                                         q is what ``generate`` samples from (one-hot at temperature 0)
     attention   A[h, i, j] = softmax_j(s_ij) of layer l                    (H, T, T), hooked, not recomputed
+                                        (the pass then computes the formulas written out:
+                                        the fused kernel keeps the probabilities to itself)
     logit lens  p_l(· | ids_≤t) = softmax(unembed(h_l[t]))                 h_0 = embeddings, h_l = after block l
     ablation    the same forward with head h's slice of the attention output, or an MLP's output, zeroed
 
@@ -31,10 +33,11 @@ from functools import lru_cache
 
 import torch
 
-from ..bpe import bytes_to_unicode
 from ..data.tokens import token_byte_lengths
-from ..errors import TinyLLMError
-from ..generate import check_options, probabilities, sample, stream_text
+from ..errors import TinyLLMError, finite_number, whole_number
+from ..model.generate import check_options, probabilities, sample, stream_text
+from ..model.nn import formulas
+from ..tokenizer.bpe import bytes_to_unicode
 
 MAX_TEXT_CHARS = 20_000     # longer text is refused (the model sees only its last context_size tokens)
 MAX_TOKENS = 512            # tokens a view reads at most (a GPT-Neo's 2048-token context: its last 512)
@@ -80,6 +83,8 @@ def trace(model, ids: list[int], *, attention_layers=(), residuals: bool = False
     model.eval()
     with ExitStack() as hooks, torch.inference_mode():
         hooks.callback(model.train, was_training)
+        if attention_layers:                         # the path that forms the probabilities
+            hooks.enter_context(formulas())
         if residuals:
             hooks.enter_context(model.blocks[0].register_forward_pre_hook(
                 lambda module, args: saved_residuals.append(args[0][0])))   # embeddings (T, C)
@@ -88,8 +93,6 @@ def trace(model, ids: list[int], *, attention_layers=(), residuals: bool = False
                     lambda module, args, out: saved_residuals.append(out[0])))
         for layer in attention_layers:
             attn = model.blocks[layer].attn
-            hooks.callback(setattr, attn, "explicit", attn.explicit)      # restored on exit
-            attn.explicit = True                                         # the path that forms them
             hooks.enter_context(attn.probs.register_forward_hook(
                 lambda module, args, out, layer=layer: saved_attention.__setitem__(layer, out[0])))
         if ablation:
@@ -131,7 +134,7 @@ def analyze(model, text: str, *, position: int | None = None, temperature: float
     ids, dropped = encode(model, text)
     position = _position(position, len(ids))
     sampling = _sampling(temperature, top_k, top_p)
-    top = _integer("top", top, 1, MAX_TOP)
+    top = whole_number("top", top, 1, MAX_TOP)
     if layer is not None:
         layer = _layer(model, layer)
     if not isinstance(lens, bool):
@@ -159,7 +162,7 @@ def next_tokens(model, text: str, *, position: int | None = None, temperature: f
     ids, dropped = encode(model, text)
     position = _position(position, len(ids))
     sampling = _sampling(temperature, top_k, top_p)
-    top = _integer("top", top, 1, MAX_TOP)
+    top = whole_number("top", top, 1, MAX_TOP)
     ablation = parse_ablation(model, ablate)
     t = trace(model, ids, ablation=ablation)
     view = {"dropped_tokens": dropped,
@@ -189,7 +192,7 @@ def step(model, text: str, *, temperature: float = 1.0, top_k: int | None = None
     if seed is None:
         generator.seed()                                                  # a fresh random draw
     else:
-        generator.manual_seed(_integer("seed", seed, 0, 2**63 - 1))
+        generator.manual_seed(whole_number("seed", seed, 0, 2**63 - 1))
     logits = trace(model, ids).logits[0, -1:]                           # (1, V)
     token = int(sample(logits, generator=generator, **sampling)[0])
     piece = model.tokenizer.decode([token])
@@ -203,10 +206,10 @@ def continuation(model, text: str, *, max_new_tokens: int = 100, temperature: fl
     (``stream_text``); the options are checked before it is returned. An empty text starts a
     story."""
     _check_text(text)
-    max_new_tokens = _integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    max_new_tokens = whole_number("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
     sampling = _sampling(temperature, top_k, top_p)
     if seed is not None:
-        seed = _integer("seed", seed, 0, 2**63 - 1)
+        seed = whole_number("seed", seed, 0, 2**63 - 1)
     return stream_text(model, text, max_new_tokens=max_new_tokens, seed=seed, **sampling)
 
 
@@ -294,7 +297,7 @@ def logit_lens_view(model, ids: list[int], residuals: torch.Tensor, logits: torc
 
 def run_info(model, metrics: list[dict] | None = None) -> dict:
     """The model and its training run: config, parameter count, the loss curves from the rows
-    of ``metrics.jsonl`` (``tinyllm.plot.read_metrics``) and the held-out bits per byte of the
+    of ``metrics.jsonl`` (``tinyllm.files.read_metrics``) and the held-out bits per byte of the
     evaluation with the lowest validation loss (the model ``tinyllm train`` keeps)."""
     metrics = metrics or []
     validation = [{"step": r["step"], "loss": r["val_loss"], "bits_per_byte": r.get("val_bpb")}
@@ -343,7 +346,7 @@ def parse_ablation(model, spec: dict | None) -> Ablation:
     if not isinstance(mlps, list):
         raise TinyLLMError('ablate "mlps" must be a list of layers, e.g. [1]')
     H = model.config.num_heads
-    heads = sorted({(_layer(model, l), _integer("head", h, 0, H - 1)) for l, h in heads})
+    heads = sorted({(_layer(model, l), whole_number("head", h, 0, H - 1)) for l, h in heads})
     mlps = sorted({_layer(model, l) for l in mlps})
     return Ablation(heads, mlps)
 
@@ -363,9 +366,9 @@ def _check_text(text) -> None:
 
 def _sampling(temperature, top_k, top_p) -> dict:
     """The sampling settings, checked as ``generate`` checks them."""
-    temperature = _number("temperature", temperature)
-    top_k = None if top_k is None else _integer("top_k", top_k)           # ranges: check_options
-    top_p = None if top_p is None else _number("top_p", top_p)
+    temperature = finite_number("temperature", temperature)
+    top_k = None if top_k is None else whole_number("top_k", top_k)      # ranges: check_options
+    top_p = None if top_p is None else finite_number("top_p", top_p)
     check_options(0, temperature, top_k, top_p)
     return {"temperature": temperature, "top_k": top_k, "top_p": top_p}
 
@@ -381,28 +384,13 @@ def _sampling_probabilities(logits: torch.Tensor, sampling: dict) -> torch.Tenso
 def _position(position, length: int) -> int:
     if position is None:
         return length - 1
-    return _integer("position", position, 0, length - 1,
-                    hint=f"the text the model sees has {length} tokens")
+    return whole_number("position", position, 0, length - 1,
+                        hint=f"the text the model sees has {length} tokens")
 
 
 def _layer(model, layer) -> int:
-    return _integer("layer", layer, 0, model.config.num_layers - 1,
-                    hint=f"this model has {model.config.num_layers} layers")
-
-
-def _integer(name: str, value, low: int | None = None, high: int | None = None, hint: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TinyLLMError(f"{name} must be a whole number, not {value!r}")
-    if low is not None and (value < low or (high is not None and value > high)):
-        span = f"{low}..{high}" if high is not None else f"{low} or more"
-        raise TinyLLMError(f"{name} {value} is out of range: give {span}" + (f" ({hint})" if hint else ""))
-    return value
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TinyLLMError(f"{name} must be a finite number, not {value!r}")
-    return float(value)
+    return whole_number("layer", layer, 0, model.config.num_layers - 1,
+                        hint=f"this model has {model.config.num_layers} layers")
 
 
 # -- tokens as the page shows them ---------------------------------------------------------

@@ -1,0 +1,101 @@
+"""``tinyllm train``: train a model (or continue a run) on any text."""
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import TinyLLMError
+from ..model.presets import ARCHITECTURES
+from ..train.config import DATA, MODEL, TrainConfig
+from .options import add_config_options, config_changes
+
+HELP = "train a model (or continue a run) on stories"
+
+
+def add(sub):
+    p = sub.add_parser(
+        "train", help=HELP,
+        description="Train a tiny GPT on a text corpus. DIR (--out) ends up holding the model with "
+                    "the best validation loss (load it with GPT.from_pretrained(DIR) or "
+                    "'tinyllm eval --model DIR'), DIR/last/ the full state to --resume from, "
+                    "DIR/metrics.jsonl and DIR/loss.png. Ctrl-C or SIGTERM saves before exiting. "
+                    "Under torchrun (torchrun --nproc_per_node N -m tinyllm train ...) each "
+                    "process trains on its shard of the data, with DistributedDataParallel.")
+    g = p.add_argument_group(DATA)
+    g.add_argument("--out", metavar="DIR", help="output directory (default with --resume: DIR)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (options given "
+                                                   "again override its settings, e.g. a larger "
+                                                   "--max-steps)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument_group(MODEL).add_argument(
+        "--arch", choices=list(ARCHITECTURES),
+        help="the model's components: tinyllm (the default: GPT-Neo's with rotary positions, "
+             "the ladder's winner; no Hugging Face layout holds it), gpt-neo (learned "
+             "positions, LayerNorm, GELU MLP, biases; 'tinyllm export' writes a Hugging Face "
+             "GPT-Neo) or llama (rotary positions, RMSNorm, SwiGLU MLP, no biases; exported "
+             "as a Hugging Face Llama); the other model options apply on top")
+    add_config_options(p, TrainConfig())
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train.checkpoint import find_resumable, run_dir, saved_train_config
+    from ..train.device import resolve_device
+    from ..train.distributed import process_group
+    from ..train.start import new_run_dir, train
+
+    if args.resume and args.arch:
+        raise TinyLLMError("--arch sets up a new model: leave it out with --resume (the model "
+                           "comes from the checkpoint)")
+    if args.resume:
+        source = find_resumable(args.resume)
+        saved = TrainConfig.from_dict(saved_train_config(source))
+        cfg = saved.resumed(**config_changes(args, saved))
+        out = Path(args.out) if args.out else run_dir(source)
+    elif args.out:
+        base = TrainConfig(model=ARCHITECTURES[args.arch or "tinyllm"]())
+        cfg = replace(base, **config_changes(args, base))
+        out = new_run_dir(args.out)
+    else:
+        raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
+    with process_group(resolve_device(cfg.device)) as dist:   # torchrun: join the others
+        summary = train(cfg, out, resume_from=args.resume, dist=dist, progress=not args.quiet,
+                        on_start=_print_start if dist.is_main else None)
+        if summary["signal"] is not None:
+            if dist.is_main:
+                print(f"stopped at step {summary['steps']} "
+                      f"({signal.Signals(summary['signal']).name}); checkpoint saved. Continue "
+                      f"with: tinyllm train --resume {out}", file=sys.stderr)
+            return 128 + summary["signal"]
+        if dist.is_main:
+            _print_summary(summary, out, cfg)
+    return 0
+
+
+def _print_start(model, splits, plan, dist, resumed):
+    c, cfg = model.config, plan.cfg
+    processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
+    doing = "training" if resumed is None else f"continuing from step {resumed:,}:"
+    print(f"{doing} {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
+          f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
+          f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
+          f"{splits.how}), {plan.device}{processes}, {plan.precision}; dropout "
+          f"{c.residual_dropout or 0:.2g}, weight decay {cfg.weight_decay:.2g}", file=sys.stderr)
+
+
+def _print_summary(summary, out, cfg):
+    if summary["stopped_early"]:
+        print(f"stopped early at step {summary['steps']}: no better validation loss in "
+              f"{cfg.patience} evaluations since step {summary['best_step']} (--patience)")
+    final = summary["final"]
+    if final is not None:
+        bpb = f", {final['val_bpb']:.3f} bits/byte" if "val_bpb" in final else ""
+        print(f"done: {summary['steps']} steps, {summary['tokens']:,} tokens in "
+              f"{summary['seconds']:.0f}s; validation loss {final['val_loss']:.4f}{bpb} "
+              f"(best {summary['best_val_loss']:.4f})")
+    print(f"model (best validation loss): {out}    metrics: {out / 'metrics.jsonl'}    "
+          f"loss curve: {out / 'loss.png'}")
+    print(f"generate:  tinyllm generate --model {out} \"Once upon a time\"    "
+          f"(Python: GPT.from_pretrained('{out}'))")
+    print(f"evaluate:  tinyllm eval --model {out}    (on the text it held out)")
+    print(f"continue:  tinyllm train --resume {out} --max-steps {summary['steps'] * 2}")
