@@ -6,12 +6,18 @@ product's own loading code runs, offline. The helpers below (small models, token
 tolerances) are imported by the tests that use them: ``from tests.conftest import tiny_model``.
 """
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# No test reaches the Hugging Face hub (there is no network here): the libraries read these when
+# first imported, so they are set before any test imports them.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -49,6 +55,13 @@ def tinyllm_home(tmp_path, monkeypatch):
     shutil.copyfile(STORIES, home / "tinystories" / "validation.txt")
     monkeypatch.setenv("TINYLLM_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A TINYLLM_HOME of its own, empty at first (what a run caches goes there)."""
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tinyllm.model import GPT
 from tinyllm.model.config import Config
 from tinyllm.model.nn import MLP, Embedding
 
-from tests.conftest import LEARNER
+from tests.conftest import LEARNER, small_config
 
 pytest.importorskip("transformers")
 
@@ -227,9 +227,8 @@ def test_interface_prints_a_kind_or_lists_them(capsys):
 # -- one mechanism seats a component in the model ----------------------------------------------
 
 def small(**kw) -> Config:
-    return Config(**{**dict(hidden_size=32, num_layers=2, num_heads=4, context_size=16,
-                            window_size=5, max_position_embeddings=16, vocab_size=60,
-                            attention_layers=["global", "local"]), **kw})
+    return small_config(**{**dict(max_position_embeddings=16, vocab_size=60,
+                                  attention_layers=["global", "local"]), **kw})
 
 
 def test_build_gpt_with_tinyllm_parts_is_gpt_weight_for_weight():
@@ -289,13 +288,18 @@ def test_retrain_a_correct_component_trains_like_tinyllm(empty_home, tmp_path, k
     assert result["same_start"] is True
 
 
-def test_retrain_shows_a_broken_component(empty_home, tmp_path):
-    """A non-causal attention sees the token it must predict: its curve leaves tinyllm's,
-    downwards (by 0.056 nats after 30 steps here; a correct one stays within 1e-4)."""
+@pytest.mark.parametrize("seed", [1337, 3])
+def test_retrain_shows_a_broken_component(empty_home, tmp_path, seed):
+    """A non-causal attention sees the token it must predict: its curve leaves tinyllm's (a
+    correct one stays within 1e-4). Which way it goes in 30 steps of this tiny model is not
+    settled (seeds 1337, 1 and 2 end within 0.012 of tinyllm's); that the curves part is: by
+    0.013 to 0.093 somewhere, over seeds 1337 and 1 to 4."""
     impl = components.load(f"attention={BROKEN}:NonCausalAttention")
-    result = retrain(components.parts(impl), 30, cfg=replace(tiny_run(30), lr=1e-2),
+    result = retrain(components.parts(impl), 30, cfg=replace(tiny_run(30), lr=1e-2, seed=seed),
                      plot=tmp_path / "c.png")
-    assert result["yours"]["final_loss"] < result["tinyllm"]["final_loss"] - 0.02
+    ours, yours = ([r["loss"] for r in result[k]["metrics"] if "loss" in r]
+                   for k in ("tinyllm", "yours"))
+    assert max(abs(a - b) for a, b in zip(ours, yours)) > 0.01
 
 
 def test_cli_train_draws_both_curves_and_prints_the_losses(empty_home, tmp_path, capsys):

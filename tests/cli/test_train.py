@@ -18,12 +18,6 @@ TINY = ["--layers", "2", "--hidden", "32", "--heads", "4", "--context", "32", "-
         "--warmup", "2", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _write(path, text):
     path.write_text(text)
     return path
@@ -66,6 +60,7 @@ def test_resume_through_the_cli(tmp_path, home, capsys):
     assert main(["train", "--out", str(tmp_path / "b"), "--max-steps", "3", *args]) == 1
     assert "--resume" in capsys.readouterr().err              # no silent overwrite of a run
     assert main(["train", "--resume", str(tmp_path / "b"), "--max-steps", "6", "--quiet"]) == 0
+    assert capsys.readouterr().err.startswith("continuing from step 3: ")   # says it resumed
     a = [r["loss"] for r in rows(tmp_path / "a" / "metrics.jsonl") if "loss" in r]
     b = [r["loss"] for r in rows(tmp_path / "b" / "metrics.jsonl") if "loss" in r]
     assert len(a) == len(b) == 6

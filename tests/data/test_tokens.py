@@ -320,9 +320,12 @@ def test_load_splits_decides_the_validation(tmp_path, tok):
     data = write(tmp_path / "all.txt", EOT.join(stories))
     cache = tmp_path / "c"
     s = tk.load_splits(data, tok, val_fraction=0.1, cache_dir=cache)
-    assert tok.decode(s.validation.tokens) == joined(stories[36:])
-    assert s.how.startswith("the last 4 of 40 documents of all.txt (")
-    assert s.train.num_documents == 36 and s.validation.num_documents == 4
+    # about a tenth of the bytes, in whole documents (the last ones are the longest: 2 of 40)
+    assert tok.decode(s.validation.tokens) == joined(stories[38:])
+    assert s.how.startswith("the last 2 of 40 documents of all.txt (")
+    assert s.train.num_documents == 38 and s.validation.num_documents == 2
+    share = s.validation.num_bytes / (s.train.num_bytes + s.validation.num_bytes)
+    assert abs(share - 0.1) < len(stories[-1]) / (s.train.num_bytes + s.validation.num_bytes)
 
     given = write(tmp_path / "held.jsonl", json.dumps({"text": "held out"}) + "\n")
     s = tk.load_splits(data, tok, val_data=given, cache_dir=cache)

@@ -12,12 +12,12 @@ from tinyllm.model import GPT
 from tinyllm.model.nn import formulas
 from tinyllm.model.config import Config
 
-from tests.conftest import GPT2_DIR, write_byte_tokenizer
+from tests.conftest import GPT2_DIR, TOL_MODEL, write_byte_tokenizer
 
 transformers = pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, GPTNeoConfig, GPTNeoForCausalLM  # noqa: E402
 
-TOL = 1e-4
+TOL = TOL_MODEL   # a whole model
 
 SERIES = dict(hidden_size=64, num_layers=8, num_heads=16, attention_types=[[["local"], 8]],
               window_size=64)                     # the blog series' Config(), as GPT-Neo
@@ -295,3 +295,14 @@ def test_export_writes_a_tokenizer_transformers_reads(tmp_path):
     assert theirs.encode(text) == tokenizer.encode(text)
     assert theirs.eos_token_id == tokenizer.eos_token_id == 50256
     assert json.loads((tmp_path / "config.json").read_text())["eos_token_id"] == 50256
+
+
+def test_a_loaded_model_is_in_evaluation_mode(tmp_path):
+    """As transformers loads its models: dropout off until .train(), so that the logits are the
+    reference's at once."""
+    ref = hf_model(**TINYSTORIES_1M, resid_dropout=0.3, embed_dropout=0.3)
+    model = GPT.from_pretrained(save_hf(ref, tmp_path))
+    assert not model.training and model.config.residual_dropout == 0.3
+    ids = torch.randint(0, 512, (1, 30))
+    with torch.no_grad():
+        assert (model(ids) - ref(ids).logits).abs().max() <= TOL

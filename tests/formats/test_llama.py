@@ -17,9 +17,9 @@ from tinyllm.train.config import llama_model
 transformers = pytest.importorskip("transformers")
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from tests.conftest import write_byte_tokenizer  # noqa: E402
+from tests.conftest import TOL_MODEL, write_byte_tokenizer  # noqa: E402
 
-TOL = 1e-4
+TOL = TOL_MODEL   # a whole model
 
 
 def hf_llama(vocab_size=300, seed=0, std=0.1, **kw) -> LlamaForCausalLM:

@@ -19,12 +19,6 @@ from tinyllm.train.config import (REGULARIZATION, TrainConfig, default_model, pl
                                   regularization)
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def parse(*flags):
     return build_parser().parse_args(["train", *flags])
 

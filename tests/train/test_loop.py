@@ -1,4 +1,4 @@
-"""Training (tinyllm.train): the brief's Trainer, and the real loop behind `tinyllm train`."""
+"""Training (tinyllm.train): the blog series' Trainer, and the real loop behind `tinyllm train`."""
 import math
 
 import numpy as np
@@ -12,26 +12,9 @@ from tinyllm.train import TrainConfig, Trainer, fit
 from tinyllm.train.loop import optimizer_step
 from tinyllm.train.optim import param_groups
 from tinyllm.train.schedule import lr_at, steps_for
+
+from tests.conftest import patterned_tokens, tiny_model
 from tinyllm.train.config import DEFAULT_MAX_STEPS
-
-V = 97
-
-
-def tiny_model(seed=0, dropout=0.0, vocab=V, context=16):
-    torch.manual_seed(seed)
-    cfg = Config(hidden_size=32, embedding_size=32, num_layers=2, num_heads=4,
-                 context_size=context, vocab_size=vocab, attention="scaled",
-                 attention_dropout=dropout, residual_dropout=dropout, embedding_dropout=dropout)
-    return GPT(None, cfg)
-
-
-def patterned_tokens(n=4000, seed=0):
-    """A learnable stream: a repeating sequence with some noise."""
-    rng = np.random.default_rng(seed)
-    base = np.tile(np.arange(0, 40), n // 40 + 1)[:n]
-    noise = rng.integers(0, V, n)
-    return np.where(rng.random(n) < 0.1, noise, base).astype(np.uint16)
-
 
 def test_brief_trainer_still_works(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

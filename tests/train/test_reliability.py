@@ -25,12 +25,6 @@ TINY = ["--layers", "1", "--hidden", "32", "--heads", "4", "--context", "32", "-
         "--warmup", "2", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def rows(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]   # strict JSON
 

@@ -11,6 +11,7 @@ commands that need them, so that ``tinyllm --help`` answers at once.
 import argparse
 import difflib
 import os
+import re
 import sys
 import traceback
 
@@ -25,6 +26,13 @@ class Parser(argparse.ArgumentParser):
     option for a misspelt one), and where the options are listed — not the whole usage."""
 
     def error(self, message):
+        choice = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:                       # a mistyped command or choice: the closest, by name
+            allowed = [c.strip(" '") for c in choice[3].split(",")]
+            close = difflib.get_close_matches(choice[2], allowed, n=1)
+            message = (f"argument {choice[1]}: invalid choice: '{choice[2]}'"
+                       + (f": did you mean {close[0]}?" if close else
+                          f" (choose from {', '.join(allowed)})"))
         self.exit(2, f"{self.prog}: error: {message}\nsee '{self.prog} --help' for the options\n")
 
     def unknown(self, extras: list[str]):

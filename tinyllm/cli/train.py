@@ -30,7 +30,8 @@ def add(sub):
     p.add_argument_group(MODEL).add_argument(
         "--arch", choices=list(ARCHITECTURES),
         help="the model's components: tinyllm (the default: GPT-Neo's with rotary positions, "
-             "the ladder's winner; no Hugging Face layout holds it), gpt-neo (learned "
+             "which trained best of the components tried; no Hugging Face layout holds it), "
+             "gpt-neo (learned "
              "positions, LayerNorm, GELU MLP, biases; 'tinyllm export' writes a Hugging Face "
              "GPT-Neo) or llama (rotary positions, RMSNorm, SwiGLU MLP, no biases; exported "
              "as a Hugging Face Llama); the other model options apply on top")

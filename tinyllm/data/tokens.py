@@ -38,7 +38,6 @@ Evaluation walks the stream once, in order (``eval_batches``). Bits per byte of 
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -67,6 +66,9 @@ class TokenSpan:
     tokens: np.ndarray       # 1-D view of the memmap (no copy)
     num_bytes: int           # UTF-8 bytes of the text these tokens encode (eos counted as 1 byte)
     num_documents: int = 0   # documents with text in the span (one cut in two counts on both sides)
+    before: int | None = None  # the token just before the span in its stream (eos at the start
+                               # of a file: its text starts a document): evaluation predicts the
+                               # span's first token from it, so that every token is scored
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -111,7 +113,11 @@ class TokenFile:
 
     def span(self) -> TokenSpan:
         """The whole file."""
-        return TokenSpan(self.tokens, self.num_bytes, self.num_documents)
+        return TokenSpan(self.tokens, self.num_bytes, self.num_documents, self.eos)
+
+    @property
+    def eos(self) -> int:
+        return int(self.meta["eos_token_id"])
 
     def split(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan]:
         """(train, validation): see ``holdout``."""
@@ -119,24 +125,27 @@ class TokenFile:
         return train, validation
 
     def holdout(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan, str]:
-        """(train, validation, how it was cut, in words). With two documents or more, the
-        validation span is the last ``ceil(val_fraction * num_documents)`` documents; a single
-        document (a book, notes) is cut where a piece starts, nearest to ``(1 - val_fraction)``
-        of its bytes, so that about ``val_fraction`` of the text is held out: at the start of a
-        line if one is within about four pieces of the nearest piece start, else between words
-        (in a line of thousands of characters)."""
+        """(train, validation, how it was cut, in words): about ``val_fraction`` of the text's
+        bytes held out at its end. With two documents or more, the validation span is the last
+        whole documents, cut where a document starts nearest to ``(1 - val_fraction)`` of the
+        bytes (at least one held out); a single document (a book, notes) is cut
+        where a piece starts, nearest to that point: at the start of a line if one is within
+        about four pieces of the nearest piece start, else between words (in a line of
+        thousands of characters)."""
         if not 0 < val_fraction < 1:
             raise TinyLLMError(f"val_fraction must be between 0 and 1 (exclusive), "
                                f"got {val_fraction}")
         n = self.num_documents
-        if n >= 2:
-            n_val = math.ceil(val_fraction * n)
-            n_train = n - n_val
+        target = (1 - val_fraction) * self.num_bytes       # where the held-out text should start
+        if n >= 2:   # the document start nearest to the target; at least one document held out
+            starts = np.append(np.asarray(self.document_byte_starts), self.num_bytes)
+            n_train = min(n - 1, int(np.argmin(np.abs(starts - target))))
             if n_train < 1:
                 raise TinyLLMError(
                     f"cannot split the {n} documents of {self.name} into train and validation "
                     f"with val_fraction {val_fraction}: give more documents or a smaller "
                     "val_fraction")
+            n_val = n - n_train
             t = int(self.document_starts[n_train])
             b = int(self.document_byte_starts[n_train])
             docs_train, docs_val = n_train, n_val
@@ -147,7 +156,6 @@ class TokenFile:
                 raise TinyLLMError(
                     f"{self.name} is one document of {self.num_bytes:,} bytes, too short to hold "
                     f"out a part of it: give more text, or validation data (--val-data)")
-            target = (1 - val_fraction) * self.num_bytes
             starts = np.asarray(self.piece_byte_starts[1:])
             nearest = 1 + int(np.argmin(np.abs(starts - target)))
             at_line = np.flatnonzero(self.piece_starts_line[1:]) + 1
@@ -161,8 +169,9 @@ class TokenFile:
             cut = "at a line end" if self.piece_starts_line[nearest] else "between words"
             how = (f"the last {100 * (self.num_bytes - b) / self.num_bytes:.1f} % of the bytes "
                    f"of {self.name}, cut {cut}")
-        return (TokenSpan(self.tokens[:t], b, docs_train),
-                TokenSpan(self.tokens[t:], self.num_bytes - b, docs_val), how)
+        return (TokenSpan(self.tokens[:t], b, docs_train, self.eos),
+                TokenSpan(self.tokens[t:], self.num_bytes - b, docs_val, int(self.tokens[t - 1])),
+                how)
 
     def __repr__(self) -> str:
         return (f"TokenFile({str(self.directory)!r}, num_documents={self.num_documents}, "
@@ -456,21 +465,31 @@ def random_batches(tokens, batch_size: int, block_size: int, *, generator: torch
 
 def eval_batches(tokens, batch_size: int, block_size: int) -> Iterator[torch.LongTensor]:
     """Consecutive windows of ``block_size + 1`` tokens at stride ``block_size``, in order,
-    ``batch_size`` windows per batch: every token but the first is a target exactly once.
+    ``batch_size`` windows per batch: every token but the first is a target exactly once. A
+    ``TokenSpan`` with a token ``before`` it is read as that token followed by the span, so
+    that every token of the span is a target (its first predicted from the one before).
 
     The last batch may hold fewer windows, and when (len - 1) is not a multiple of
     ``block_size`` a final (1, r + 1) batch holds the last r targets."""
+    before = getattr(tokens, "before", None)
     tokens = _as_array(tokens)
-    n = len(tokens)
+    n = len(tokens) + (before is not None)
+
+    def take(positions: np.ndarray) -> torch.LongTensor:     # positions in the stream read
+        if before is None:
+            return torch.from_numpy(tokens[positions].astype(np.int64))
+        ids = tokens[np.maximum(positions - 1, 0)].astype(np.int64)
+        return torch.from_numpy(np.where(positions == 0, before, ids))
+
     if n < 2:
         raise TinyLLMError(f"{n} tokens cannot be evaluated: give at least one story")
     num_full = (n - 1) // block_size
     offsets = np.arange(block_size + 1, dtype=np.int64)
     for i in range(0, num_full, batch_size):
         starts = np.arange(i, min(i + batch_size, num_full), dtype=np.int64) * block_size
-        yield torch.from_numpy(tokens[starts[:, None] + offsets].astype(np.int64))
+        yield take(starts[:, None] + offsets)
     if num_full * block_size < n - 1:
-        yield torch.from_numpy(tokens[num_full * block_size:].astype(np.int64)[None, :])
+        yield take(np.arange(num_full * block_size, n, dtype=np.int64)[None, :])
 
 
 # ----------------------------------------------------------------------------- bytes per token

@@ -1,6 +1,8 @@
 """Held-out evaluation: loss, perplexity and bits per byte of a model on a token span.
 
-Over the predicted targets y_1..y_N of a span (every token but the first, each once):
+Over the predicted targets y_1..y_N of a span, each once — every token of a span of a token
+file (its first predicted from the token before it, or from an end of text where its file
+starts), every token but the first of a bare array of ids:
 
     loss       = (1/N) Σ_i -ln p(y_i | y_<i)                     nats per token
     perplexity = exp(loss)
