@@ -45,14 +45,15 @@ def test_all_rows_pass(parity_table):
 
 def test_broken_layernorm_fails_its_row(tinyllm_home, monkeypatch):
     monkeypatch.setattr(norm.LayerNorm, "forward", broken_layernorm)
-    rows = rows_by_name(check.run_checks())
+    table = check.run_checks()
+    rows = rows_by_name(table)
     failed = {name for name, r in rows.items() if r.failed}
     assert failed & COMPONENT_ROWS == {"LayerNorm"}
     assert failed - COMPONENT_ROWS == COMPOSITE_ROWS
     assert rows["LayerNorm"].max_abs_diff > rows["LayerNorm"].tolerance
     assert "divides the variance by C - 1" in rows["LayerNorm"].note      # the slip, named
     assert "built from the layernorm" in rows["Block"].note
-    first_failure = next(r for r in check.run_checks() if r.failed)
+    first_failure = next(r for r in table if r.failed)
     assert first_failure.component == "LayerNorm"
 
 

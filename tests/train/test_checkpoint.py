@@ -46,6 +46,19 @@ def test_save_and_load_model_with_its_tokenizer(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_model_saved_with_a_kernel_choice_still_loads(tmp_path):
+    """Older configs saved how the layers computed (``explicit``); it is chosen at run time now
+    (tinyllm.model.nn.formulas) and left out when such a config is read."""
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "config.json").read_text())
+    meta["tinyllm"]["explicit"] = True
+    (tmp_path / "old" / "config.json").write_text(json.dumps(meta))
+    loaded = GPT.from_pretrained(tmp_path / "old")
+    assert loaded.config == model.config
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
+
 def test_tied_head_stays_tied_through_training_and_loading(tmp_path):
     torch.manual_seed(0)
     c = dict(hidden_size=32, embedding_size=32, num_layers=2, num_heads=4, context_size=16,
