@@ -1,4 +1,4 @@
-"""GPU benchmarks (issue 18): tinyllm's training speed against the brief's recipe on one GPU.
+"""GPU benchmarks: tinyllm's training speed against the blog series' recipe on one GPU.
 
     PYTHONPATH=. python benchmarks/bench_gpu.py [--out DIR] [--budget SECONDS]
 
@@ -72,8 +72,8 @@ TINYSTORIES_TOKENS = 470e6  # TinyStories' training split in GPT-2 tokens
 BRIEF_BATCH = 32            # the brief's DataLoader batch
 GPU_BATCH = TrainConfig().resolve(torch.device("cuda")).batch_size   # tinyllm train's, on CUDA
 LOG_EVERY = 10              # fit's logging interval here = its warm-up steps, excluded from timing
-TARGET_SPEEDUP = 20         # issue 18: tinyllm ≥ 20× the brief's recipe's tokens/s at its config
-TARGET_PASS_MINUTES = 10    # issue 18: one TinyStories pass at the brief's model size ≤ 10 min
+TARGET_SPEEDUP = 20         # target: tinyllm ≥ 20× the brief's recipe's tokens/s at its config
+TARGET_PASS_MINUTES = 10    # target: one TinyStories pass at the brief's model size ≤ 10 min
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's data sheets; the first
 # pattern that matches torch.cuda.get_device_name() wins, so the more specific names come first.
@@ -471,7 +471,7 @@ class Bench:
 def markdown(report: dict) -> str:
     env, lines = report["env"], []
     add = lines.append
-    add("# tinyllm GPU check (issue 18)\n")
+    add("# tinyllm GPU check\n")
     add(f"Run {report['started']} (last written {report.get('updated')}), device "
         f"`{report['device']}`" + (", **--quick** (tiny sizes: not figures)" if report["quick"]
                                     else "") + ".\n")

@@ -1,5 +1,5 @@
 """Benchmark: token preparation (``tinyllm.data.tokens.prepare``) for every data format, side by
-side with the code before issue 13 (a .txt of stories only).
+side with the code before the general document reader (a .txt of stories only).
 
     python benchmarks/bench_prepare.py             # 100 MB of text per format (the measurement)
     python benchmarks/bench_prepare.py --quick     # ~5 MB, a smoke run
@@ -38,7 +38,7 @@ SHARED = REPO.parent / "shared" / "data"
 STORIES = SHARED / "tinystories" / "validation_head_stories.txt"
 HEAD = SHARED / "tinystories" / "validation_head.txt"
 GPT2 = SHARED / "gpt2"
-BASELINE_REV = "c6f9fb4"    # the last commit before issue 13's data layer
+BASELINE_REV = "c6f9fb4"    # the code before the general document reader
 EOT = "<|endoftext|>"
 
 

@@ -1,4 +1,4 @@
-"""Training benchmarks against the brief's recipe (issue 7) and the vocabulary sweep (issue 4).
+"""Training benchmarks against the blog series' recipe, and the vocabulary sweep.
 
     python benchmarks/bench_train.py throughput [--steps 8 --repeats 3]
         tokens/s of one training step at the brief's config (8 layers, 64 wide, 16 heads,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One check of tinyllm on a CUDA GPU (issue 18): the cuda tests, then the GPU benchmarks.
+# One check of tinyllm on a CUDA GPU: the cuda tests, then the GPU benchmarks.
 #
 #   PYTHONPATH=. bash benchmarks/gpu_check.sh          # from the repository root
 #

@@ -1,4 +1,4 @@
-"""The ablation ladder (issue 15): each change against the current default, several seeds, two
+"""The ablation ladder: each change against the current default, several seeds, two
 regimes, as held-out bits per byte.
 
     python benchmarks/ladder.py list                    # the rungs and their flags

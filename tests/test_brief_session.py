@@ -1,4 +1,5 @@
-"""The brief's Python session, verbatim, on local files (issue 2)."""
+"""The Python session of the blog series "Building GPT from Scratch" (part 3, Training),
+verbatim, on local files."""
 import os
 
 import torch

@@ -1,4 +1,4 @@
-"""The GPU path (issue 18): training, resuming, evaluating and generating on a CUDA device.
+"""The GPU path: training, resuming, evaluating and generating on a CUDA device.
 
 Every test here is marked ``cuda`` and the whole module is skipped where
 ``torch.cuda.is_available()`` is False, so the CPU suite runs it as skips. On a GPU machine:
