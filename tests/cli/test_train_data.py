@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tinyllm.cli import main
+from tinyllm.errors import TinyLLMError
+from tinyllm.train import TrainConfig
 from tinyllm.data.sources import sample_corpus_path
 
 from tests.conftest import REPO, VALIDATION_HEAD, needs_shared
@@ -243,6 +245,26 @@ def test_data_and_eval_count_the_same_held_out_text(tmp_path, home, capsys):
     held_out = described["validation"]
     assert (scored["tokens"], scored["bytes"]) == (held_out["tokens"], held_out["bytes"])
     assert abs(held_out["bytes"] / described["bytes"] - 0.1) < 0.02
+
+
+def test_a_run_saved_before_the_byte_rule_keeps_its_held_out_documents(tmp_path, home, capsys):
+    """A run whose saved configuration has no --val-by held out the last ceil(F × n) documents:
+    resumed and evaluated, it keeps that split (no document moves between train and validation
+    in the middle of a run)."""
+    out = tmp_path / "run"
+    assert main(["train", "--data", "sample", "--out", str(out), "--max-steps", "2",
+                 "--save-every", "2", *TINY]) == 0
+    assert "the last 10 of 205 documents" in capsys.readouterr().err     # by bytes: 4.8 %
+    saved = out / "last" / "train_config.json"
+    cfg = json.loads(saved.read_text())
+    del cfg["val_by"]
+    saved.write_text(json.dumps(cfg))
+    assert main(["train", "--resume", str(out), "--max-steps", "4"]) == 0
+    assert "the last 11 of 205 documents" in capsys.readouterr().err     # ceil(0.05 × 205)
+    assert main(["eval", "--model", str(out), "--json"]) == 0
+    assert "the last 11 of 205 documents" in json.loads(capsys.readouterr().out)["text"]
+    with pytest.raises(TinyLLMError, match="unknown val_by 'lines'"):
+        TrainConfig(val_by="lines")
 
 
 def test_eval_of_a_saved_model_needs_data(tmp_path, capsys):

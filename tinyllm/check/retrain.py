@@ -74,7 +74,7 @@ def retrain(chosen: dict, steps: int, *, cfg: TrainConfig | None = None,
     cfg = replace(cfg, max_steps=steps, epochs=None, max_tokens=None, max_time=None)
     tokenizer = load_tokenizer(cfg.tokenizer_spec, cfg.data, text_field=cfg.text_field)
     yours = " + ".join(f"{k}={chosen[k].name}" for k in kinds)
-    splits = load_splits(cfg.data, tokenizer, val_fraction=cfg.val_fraction,
+    splits = load_splits(cfg.data, tokenizer, val_fraction=cfg.val_fraction, val_by=cfg.val_by,
                          text_field=cfg.text_field)
     runs, start, same_start = {}, None, False
     with tempfile.TemporaryDirectory(prefix="tinyllm-retrain-") as tokens_dir:
@@ -84,6 +84,7 @@ def retrain(chosen: dict, steps: int, *, cfg: TrainConfig | None = None,
                 if label == "yours" and chosen["tokenizer"].learner:   # the text, tokenized by it
                     theirs = _TheirTokenizer(chosen["tokenizer"].make(tokenizer.path), tokenizer)
                     splits = load_splits(cfg.data, theirs, val_fraction=cfg.val_fraction,
+                                         val_by=cfg.val_by,
                                          text_field=cfg.text_field, cache_dir=tokens_dir)
                 torch.manual_seed(cfg.seed)
                 model = build_gpt(parts, cfg.model, tokenizer)

@@ -14,7 +14,7 @@ def add(sub):
                     "under the tokenizer, the train/validation split, the first document — so "
                     "that 'is my data read correctly?' has an answer before a long run. "
                     "The tokens are prepared and cached, ready for training.")
-    add_fields(p, ("data", "val_data", "val_fraction", "text_field", "tokenizer"))
+    add_fields(p, ("data", "val_data", "val_fraction", "val_by", "text_field", "tokenizer"))
     add_json(p)
     p.set_defaults(func=run)
 
@@ -25,11 +25,11 @@ def run(args) -> int:
     from ..data.tokens import describe
 
     cfg = replace(TrainConfig(), data=args.data, val_data=args.val_data,
-                  val_fraction=args.val_fraction, text_field=args.text_field,
-                  tokenizer=args.tokenizer)
+                  val_fraction=args.val_fraction, val_by=args.val_by,
+                  text_field=args.text_field, tokenizer=args.tokenizer)
     tokenizer = load_tokenizer(cfg.tokenizer_spec, cfg.data, text_field=cfg.text_field)
     d = describe(cfg.data, tokenizer, val_data=cfg.val_data, val_fraction=cfg.val_fraction,
-                 text_field=cfg.text_field)
+                 val_by=cfg.val_by, text_field=cfg.text_field)
     if args.json:
         print(json.dumps({**d, "tokenizer": {**d["tokenizer"], "spec": cfg.tokenizer_spec}}))
         return 0

@@ -37,7 +37,7 @@ def add_fields(parser, names) -> None:
         f = _field(name)
         parser.add_argument(_flag_of(f), dest=name, default=getattr(defaults, name),
                             type=_value_type(f), metavar=f.metadata["metavar"],
-                            help=f.metadata["help"])
+                            choices=f.metadata["choices"], help=f.metadata["help"])
 
 
 def add_config_options(parser, defaults: TrainConfig) -> None:

@@ -24,9 +24,10 @@ under another name or path reuse the entry. Files are read back as
 ``np.memmap``, so a 1 GB token file costs no RAM until it is read.
 
 Which text is held out (``load_splits``): ``val_data`` if given, else the source's own
-validation split, else ``TokenFile.holdout(val_fraction)``: the last ceil(f * n) of n >= 2
-documents, or for a single document a contiguous tail of about f of its bytes, cut where a
-piece starts (at a line end where there is one near).
+validation split, else ``TokenFile.holdout(val_fraction)``: of n >= 2 documents the last whole
+ones holding about f of the bytes (or, ``by='documents'``, the last ceil(f * n) of them), of a
+single document a contiguous tail of about f of its bytes, cut where a piece starts (at a line
+end where there is one near).
 
 Training draws packed windows from the token stream (``random_batches``): a window of
 ``block_size + 1`` tokens at a random offset gives ``block_size`` next-token predictions,
@@ -38,6 +39,7 @@ Evaluation walks the stream once, in order (``eval_batches``). Bits per byte of 
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -119,19 +121,20 @@ class TokenFile:
     def eos(self) -> int:
         return int(self.meta["eos_token_id"])
 
-    def split(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan]:
+    def split(self, val_fraction: float, by: str = "bytes") -> tuple[TokenSpan, TokenSpan]:
         """(train, validation): see ``holdout``."""
-        train, validation, _ = self.holdout(val_fraction)
+        train, validation, _ = self.holdout(val_fraction, by)
         return train, validation
 
-    def holdout(self, val_fraction: float) -> tuple[TokenSpan, TokenSpan, str]:
+    def holdout(self, val_fraction: float, by: str = "bytes") -> tuple[TokenSpan, TokenSpan, str]:
         """(train, validation, how it was cut, in words): about ``val_fraction`` of the text's
         bytes held out at its end. With two documents or more, the validation span is the last
         whole documents, cut where a document starts nearest to ``(1 - val_fraction)`` of the
         bytes (at least one held out); a single document (a book, notes) is cut
         where a piece starts, nearest to that point: at the start of a line if one is within
         about four pieces of the nearest piece start, else between words (in a line of
-        thousands of characters)."""
+        thousands of characters). ``by='documents'``: the last ``ceil(val_fraction * n)`` of n
+        documents instead (what runs saved before the byte rule hold out)."""
         if not 0 < val_fraction < 1:
             raise TinyLLMError(f"val_fraction must be between 0 and 1 (exclusive), "
                                f"got {val_fraction}")
@@ -139,7 +142,8 @@ class TokenFile:
         target = (1 - val_fraction) * self.num_bytes       # where the held-out text should start
         if n >= 2:   # the document start nearest to the target; at least one document held out
             starts = np.append(np.asarray(self.document_byte_starts), self.num_bytes)
-            n_train = min(n - 1, int(np.argmin(np.abs(starts - target))))
+            n_train = min(n - 1, int(np.argmin(np.abs(starts - target)))) if by == "bytes" \
+                else n - math.ceil(val_fraction * n)
             if n_train < 1:
                 raise TinyLLMError(
                     f"cannot split the {n} documents of {self.name} into train and validation "
@@ -190,7 +194,7 @@ class Splits:
 
 
 def load_splits(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
-                text_field: str = "text", cache_dir=None,
+                val_by: str = "bytes", text_field: str = "text", cache_dir=None,
                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Splits:
     """Decide train and validation for a run, the same way for the CLI and for Python.
 
@@ -203,7 +207,7 @@ def load_splits(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
                   if val_data is not None else source.validation())
     train_file = prepare(source, tokenizer, cache_dir, progress)
     if validation is None:
-        train, held_out, how = train_file.holdout(val_fraction)
+        train, held_out, how = train_file.holdout(val_fraction, val_by)
         return Splits(train, held_out, how, [train_file])
     val_file = prepare(validation, tokenizer, cache_dir, progress)
     how = (f"{validation.name} (the validation data given)" if val_data is not None
@@ -211,7 +215,7 @@ def load_splits(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
     return Splits(train_file.span(), val_file.span(), how, [train_file, val_file])
 
 
-def describe(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
+def describe(data, tokenizer, *, val_data=None, val_fraction: float = 0.05, val_by: str = "bytes",
              text_field: str = "text", cache_dir=None, progress=None,
              first_chars: int = 500) -> dict:
     """What a run on ``data`` would read, for "is my data read correctly?" (same options as
@@ -219,6 +223,7 @@ def describe(data, tokenizer, *, val_data=None, val_fraction: float = 0.05,
     chosen, and the start of the first document. Prepares (and caches) the tokens."""
     source = open_source(data, split="train", text_field=text_field)
     splits = load_splits(source, tokenizer, val_data=val_data, val_fraction=val_fraction,
+                         val_by=val_by,
                          text_field=text_field, cache_dir=cache_dir, progress=progress)
 
     def side(span: TokenSpan) -> dict:

@@ -33,6 +33,7 @@ from .schedule import DEFAULT_MAX_STEPS, steps_for
 OPTIMIZERS = ("muon", "adamw", "adam")
 SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "bf16", "fp32")
+VAL_BY = ("bytes", "documents")
 
 
 # -- regularisation that follows the planned passes over the data ------------------------------
@@ -101,7 +102,11 @@ class TrainConfig:
         "--val-fraction of it)"))
     val_fraction: float = option(0.05, metavar="F", group=DATA, help=(
         "the part of --data held out for validation when it has no validation split: the last "
-        "F of its documents, or of a single document's text, cut at a line"))
+        "whole documents holding about F of its bytes, or the last F of a single document's "
+        "text, cut at a line"))
+    val_by: str = option("bytes", group=DATA, fixed=True, choices=VAL_BY, help=(
+        "what --val-fraction measures between documents: bytes, or documents (the last "
+        "ceil(F × their number) of them; a run saved without this setting resumes with it)"))
     text_field: str = option("text", metavar="NAME", group=DATA, help=(
         "the JSON field or the Parquet / dataset column that holds the text"))
     tokenizer: str | None = option(None, metavar="SPEC", group=DATA, fixed=True, help=(
@@ -196,7 +201,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise TinyLLMError(f"{_flag(name)} must be 0 or more, got {getattr(self, name)}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("precision", PRECISIONS)):
+                              ("precision", PRECISIONS), ("val_by", VAL_BY)):
             if getattr(self, name) not in allowed:
                 raise TinyLLMError(f"unknown {name} {getattr(self, name)!r}: use "
                                    f"{', '.join(allowed)}")
@@ -256,6 +261,7 @@ class TrainConfig:
         """A TrainConfig from ``to_dict``'s output (keys this version does not know are left out:
         runs saved by earlier versions resume)."""
         known = {f.name for f in fields(cls)}
+        d = {"val_by": "documents", **d}     # saved before --val-by: they held out by count
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def resumed(self, **changes) -> "TrainConfig":

@@ -70,7 +70,7 @@ def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None 
     - no ``data``: the text the run held out (the same split ``tinyllm train`` validated on);
     - ``data`` that is the run's own training data: still only its held-out part, unless
       ``everything`` (then all of it, labelled as including training text);
-    - ``val_fraction``: the last fraction of ``data``'s documents, however the run split it;
+    - ``val_fraction``: the part of ``data`` that fraction holds out (by the run's rule);
     - other data: its validation split where it has one, else all of it."""
     if data is None:
         if run is None:
@@ -81,13 +81,15 @@ def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None 
     same = run is not None and source.identity() == \
         open_source(run.data, split="train", text_field=run.text_field).identity()
     if val_fraction is not None:
-        _, held_out, how = prepare(source, tokenizer).holdout(val_fraction)
+        _, held_out, how = prepare(source, tokenizer).holdout(
+            val_fraction, run.val_by if run is not None else "bytes")
         trained_on = same and run.val_data is None and source.validation() is None \
             and val_fraction > run.val_fraction
         return held_out, f"held out: {how}", trained_on
     if same and not everything:
         splits = load_splits(run.data, tokenizer, val_data=run.val_data,
-                             val_fraction=run.val_fraction, text_field=run.text_field)
+                             val_fraction=run.val_fraction, val_by=run.val_by,
+                             text_field=run.text_field)
         return splits.validation, f"the text the run held out: {splits.how}", False
     if same:
         return (prepare(source, tokenizer).span(),

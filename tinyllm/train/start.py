@@ -53,7 +53,7 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
 def run_splits(cfg: TrainConfig, tokenizer) -> Splits:
     """The train and validation tokens of ``cfg``'s data (``tinyllm.data.tokens.load_splits``)."""
     return load_splits(cfg.data, tokenizer, val_data=cfg.val_data, val_fraction=cfg.val_fraction,
-                       text_field=cfg.text_field)
+                       val_by=cfg.val_by, text_field=cfg.text_field)
 
 
 def new_run_dir(out) -> Path:
