@@ -18,6 +18,9 @@ import torch
 # first imported, so they are set before any test imports them.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# One thread per process, fixed (tinyllm.train.cpu takes it as the user's choice): the tests run
+# on 2 cores, several processes at a time in the torchrun tests.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -1,7 +1,7 @@
 """``tinyllm eval``: held-out loss, perplexity and bits per byte of a model."""
 from ..errors import TinyLLMError
 from ..train.config import TrainConfig
-from .options import add_device, add_json, add_model, add_text_field
+from .options import add_device, add_json, add_model, add_text_field, add_threads, cpu_threads
 
 HELP = "held-out loss, perplexity and bits per byte of a model"
 
@@ -28,6 +28,7 @@ def add(sub):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-batches", type=int, metavar="N", help="evaluate only the first N batches")
     add_device(p)
+    add_threads(p)
     add_json(p)
     p.set_defaults(func=run)
 
@@ -40,7 +41,9 @@ def run(args) -> int:
     from ..train.device import resolve_device
     from ..train.evaluate import evaluate, text_to_score
 
-    model = GPT.from_pretrained(args.model, device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    cpu_threads(args)
+    model = GPT.from_pretrained(args.model, device=device)
     if model.tokenizer is None:
         raise TinyLLMError(f"{args.model} has no tokenizer to read text with: load a checkpoint "
                            "that includes vocab.json and merges.txt")

@@ -6,13 +6,12 @@
 
 Needs the optional extra: ``pip install "tinyllm[explore]"`` (Starlette and uvicorn).
 """
-import os
 import socket
 import sys
 from pathlib import Path
 
 from ..errors import TinyLLMError
-from .options import add_device
+from .options import add_device, add_threads, cpu_threads
 
 HELP = "a local web page that shows inside a model"
 DESCRIPTION = ("Serve a local web page that shows inside a model: its tokens coloured by "
@@ -38,9 +37,7 @@ def add_arguments(parser) -> None:
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     add_device(parser, default="cpu")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="torch CPU threads (default 2, or 1 on a one-core machine: "
-                             "benchmarks/bench_explore.py measures them)")
+    add_threads(parser)
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
 
 
@@ -52,12 +49,9 @@ def run(args) -> int:
         if e.name not in ("starlette", "uvicorn"):
             raise
         raise TinyLLMError(f"tinyllm explore needs {e.name}: pip install \"tinyllm[explore]\"") from None
-    import torch
     from ..explore import api
 
-    if args.threads is not None and args.threads < 1:
-        raise TinyLLMError(f"--threads must be 1 or more, not {args.threads}")
-    torch.set_num_threads(args.threads or min(2, os.cpu_count() or 1))
+    cpu_threads(args)
     checkpoints, info = load_checkpoints(args.model, args.compare, args.device)
     info["limits"] = {"max_text_chars": api.MAX_TEXT_CHARS, "max_new_tokens": api.MAX_NEW_TOKENS,
                       "max_top": api.MAX_TOP}

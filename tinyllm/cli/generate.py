@@ -2,7 +2,7 @@
 import sys
 
 from ..errors import TinyLLMError
-from .options import add_device, add_model
+from .options import add_device, add_model, add_threads, cpu_threads
 
 HELP = "continue prompts with a model, streaming the text"
 
@@ -28,6 +28,7 @@ def add(sub):
                    help="sample only from the most likely tokens that add up to probability P")
     p.add_argument("--seed", type=int, metavar="S", help="random seed: the same S, the same text")
     add_device(p)
+    add_threads(p)
     p.add_argument("-i", "--interactive", action="store_true",
                    help="then read prompts from stdin, one per line, until end of file")
     p.set_defaults(func=run)
@@ -54,6 +55,7 @@ def run(args) -> int:
     if not prompts and not args.interactive:
         prompts = [""]
     device = resolve_device(args.device)
+    cpu_threads(args)
     model = GPT.from_pretrained(args.model, device=device)
     if model.tokenizer is None:
         raise TinyLLMError(f"{args.model} has no tokenizer to write text with: save it with one")

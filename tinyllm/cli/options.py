@@ -7,7 +7,7 @@ import typing
 from dataclasses import fields
 
 from ..model.config import Config
-from ..train.config import MODEL, TrainConfig
+from ..train.config import MODEL, THREADS_HELP, TrainConfig
 
 
 def add_device(parser, default: str = "auto") -> None:
@@ -20,6 +20,21 @@ def add_text_field(parser) -> None:
     field = _field("text_field")
     parser.add_argument("--text-field", default=TrainConfig.text_field, metavar="NAME",
                         help=field.metadata["help"] + " (default text)")
+
+
+def add_threads(parser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP.replace(
+        ", looked at again every few seconds", ""))
+
+
+def cpu_threads(args) -> int:
+    """Set PyTorch's CPU threads for a command that runs once (generate, eval, explore): the
+    user's --threads or OMP_NUM_THREADS, else the CPUs other processes leave free now."""
+    from ..errors import whole_number
+    from ..train.cpu import ThreadGovernor
+    if args.threads is not None:
+        whole_number("--threads", args.threads, low=1)
+    return ThreadGovernor(args.threads).threads
 
 
 def add_json(parser) -> None:
@@ -103,5 +118,6 @@ def _show(value) -> str:
     return str(value)
 
 
-__all__ = ["add_device", "add_text_field", "add_json", "add_model", "add_fields",
+__all__ = ["add_device", "add_text_field", "add_json", "add_model", "add_threads", "cpu_threads",
+           "add_fields",
            "add_config_options", "config_changes"]

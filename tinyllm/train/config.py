@@ -66,22 +66,30 @@ def regularization(passes: float | None) -> dict:
 
 
 def planned_passes(cfg: "TrainConfig", num_train_tokens: int, tokens_per_step: int,
-                   device=None, threads: int = 1) -> float | None:
+                   device=None, threads: int = 1,
+                   tokens_per_s: float | None = None) -> float | None:
     """How many times the run will see its training tokens: the token budget of its step,
-    epoch or token budget divided by ``num_train_tokens``; for a time budget alone, seconds ×
-    the tokens/s that ``ASSUMED_FLOPS`` (× ``threads`` on a CPU) gives the model (an estimate);
-    None when it cannot be told (no vocabulary size yet, say)."""
+    epoch or token budget divided by ``num_train_tokens``; for a time budget, seconds × the
+    run's ``tokens_per_s`` — measured, once the run has made a few steps, else the estimate that
+    ``ASSUMED_FLOPS`` (× ``threads`` on a CPU) gives the model; None when it cannot be told (no
+    vocabulary size yet, say)."""
     if not num_train_tokens:
         return None
     steps = steps_for(cfg, tokens_per_step, num_train_tokens)
     passes = None if steps is None else steps * tokens_per_step / num_train_tokens
     if cfg.max_time is not None and cfg.model.vocab_size is not None:
-        kind = getattr(device, "type", "cpu")
-        flops = ASSUMED_FLOPS.get(kind, ASSUMED_FLOPS["cpu"]) * (threads if kind == "cpu" else 1)
-        timed = cfg.max_time * flops / training_flops_per_token(cfg.model) / num_train_tokens
+        if tokens_per_s is None:
+            kind = getattr(device, "type", "cpu")
+            flops = ASSUMED_FLOPS.get(kind, ASSUMED_FLOPS["cpu"])
+            flops *= threads if kind == "cpu" else 1
+            tokens_per_s = flops / training_flops_per_token(cfg.model)
+        timed = cfg.max_time * tokens_per_s / num_train_tokens
         passes = timed if passes is None else min(passes, timed)
     return passes
 
+
+THREADS_HELP = ("CPU threads (default: the CPUs that other processes leave free, looked at again "
+                "every few seconds; OMP_NUM_THREADS fixes it too)")
 
 DATA, BUDGET, MODEL, OPTIMIZATION, EVALUATION = (
     "data and output", f"budget (the first reached stops; none given: {DEFAULT_MAX_STEPS} steps)",
@@ -169,6 +177,7 @@ class TrainConfig:
                                     metavar="N", group=EVALUATION)
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:N or mps",
                          group=EVALUATION)
+    threads: int | None = option(None, THREADS_HELP, metavar="N", group=EVALUATION)
     precision: str = option("auto", "auto: bf16 on CUDA (autocast) and on a CPU with AMX (a "
                                     "bf16 copy of the model), fp32 elsewhere",
                             choices=PRECISIONS, group=EVALUATION)
@@ -182,7 +191,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``TinyLLMError`` naming the first setting that cannot make a run."""
-        for name in ("grad_accum",) + (("batch_size",) if self.batch_size is not None else ()):
+        for name in ("grad_accum",) + tuple(n for n in ("batch_size", "threads")
+                                            if getattr(self, n) is not None):
             whole_number(_flag(name), getattr(self, name), low=1)
         for name in ("max_steps", "max_tokens", "epochs", "max_time"):
             v = getattr(self, name)
