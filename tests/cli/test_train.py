@@ -134,3 +134,19 @@ def test_a_damaged_checkpoint_is_one_clear_line(tmp_path, capsys):
     assert main(["eval", "--model", str(ckpt), "--data", "sample"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinyllm eval: error:") and "config" in err and "\n" not in err
+
+
+def test_a_time_budget_sets_its_regularisation_from_the_speed(tmp_path, home, capsys):
+    out = tmp_path / "run"
+    tiny = [a for a in TINY if a != "--quiet"]
+    assert main(["train", "--data", "sample", "--out", str(out), "--max-time", "4",
+                 "--log-every", "2", *tiny]) == 0
+    printed = capsys.readouterr()
+    assert "weight decay" in printed.err and "(for now: the speed of the first steps sets them)" \
+        in printed.err
+    measured = [line for line in printed.out.splitlines() if line.startswith("measured ")]
+    assert len(measured) == 1 and "tokens/s over steps 3-10: about " in measured[0]
+    saved = json.loads((out / "last" / "train_config.json").read_text())   # what a resume takes
+    assert measured[0].endswith(f"weight decay {saved['weight_decay']:.2g}")
+    logged = [r for r in rows(out / "metrics.jsonl") if "loss" in r]
+    assert logged and all(r["threads"] == 1 for r in logged)    # OMP_NUM_THREADS=1 (conftest)

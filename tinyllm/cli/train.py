@@ -81,7 +81,9 @@ def _print_start(model, splits, plan, dist, resumed):
           f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
           f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
           f"{splits.how}), {plan.device}{processes}, {plan.precision}; dropout "
-          f"{c.residual_dropout or 0:.2g}, weight decay {cfg.weight_decay:.2g}", file=sys.stderr)
+          f"{c.residual_dropout or 0:.2g}, weight decay {cfg.weight_decay:.2g}"
+          f"{' (for now: the speed of the first steps sets them)' if plan.by_speed else ''}",
+          file=sys.stderr)
 
 
 def _print_summary(summary, out, cfg):

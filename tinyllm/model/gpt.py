@@ -79,6 +79,18 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def set_dropout(self, residual: float | None = None, embedding: float | None = None) -> None:
+        """Change the residual (each branch's output) and embedding dropout of a built model: its
+        config and the layers that apply them (a training run planned again from its speed)."""
+        c = self.config
+        self.config = c.replace(
+            residual_dropout=c.residual_dropout if residual is None else residual,
+            embedding_dropout=c.embedding_dropout if embedding is None else embedding)
+        if residual is not None:
+            for module in self.modules():
+                if hasattr(module, "resid_dropout"):
+                    module.resid_dropout = residual
+
     def new_cache(self, batch_size: int, size: int | None = None) -> KVCache:
         """An empty key/value cache for ``batch_size`` sequences of up to ``size`` positions
         (default: the context)."""

@@ -72,15 +72,16 @@ class Dist:
         tdist.all_reduce(x, op=tdist.ReduceOp.SUM)
         return x / self.world_size
 
-    def agree(self, elapsed: float, signal: int | None) -> tuple[float, int | None]:
-        """(rank 0's clock, a stop signal any rank received): each rank then takes the same
-        decisions (time budget, learning rate, when to stop) and none waits for the others."""
+    def agree(self, clock: tuple[float, ...], signal: int | None) -> tuple[tuple, int | None]:
+        """(rank 0's ``clock`` readings, a stop signal any rank received): each rank then takes
+        the same decisions (time budget, learning rate, when to stop) and none waits for the
+        others."""
         if self.world_size == 1:
-            return elapsed, signal
-        x = torch.tensor([elapsed if self.is_main else 0.0, float(signal or 0)],
+            return tuple(clock), signal
+        x = torch.tensor([*(clock if self.is_main else [0.0] * len(clock)), float(signal or 0)],
                          dtype=torch.float64)
         tdist.all_reduce(x, op=tdist.ReduceOp.MAX)          # on the CPU: gloo
-        return x[0].item(), int(x[1].item()) or None
+        return tuple(x[:-1].tolist()), int(x[-1].item()) or None
 
     def from_main(self, flag: bool) -> bool:
         """Rank 0's ``flag``, on every rank (e.g. its decision, after evaluating, to stop)."""

@@ -23,6 +23,7 @@ import math
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,12 @@ from ..formats import save_model
 from ..data.tokens import random_batches, rank_shard
 from . import checkpoint
 from .checkpoint import LOSS_PLOT, METRICS, RunState
+from .config import planned_passes, regularization
+from .cpu import ThreadGovernor
 from .device import Bf16Copy, autocast, fast_matmuls, tokens_on_device
 from .distributed import Dist
 from .evaluate import evaluate
-from .optim import make_optimizer, set_lr
+from .optim import make_optimizer, set_lr, set_weight_decay
 from .plan import Plan, plan_run
 from .plot import plot_metrics
 from .schedule import lr_at
@@ -47,7 +50,7 @@ from .schedule import lr_at
 
 def fit(model, train_tokens, val_tokens, cfg, *, byte_lengths=None, out_dir=None,
         resume_from=None, dist: Dist | None = None, progress: bool = False, on_eval=None,
-        batches=None, muon=None) -> dict:
+        batches=None, muon=None, started: float | None = None) -> dict:
     """Train ``model`` on ``train_tokens`` (a ``TokenSpan`` or 1-D token array) under ``cfg``, a
     ``TrainConfig`` (its ``model`` is ignored: the model is given) or a ``Plan`` made for it.
 
@@ -59,7 +62,9 @@ def fit(model, train_tokens, val_tokens, cfg, *, byte_lengths=None, out_dir=None
     the loss averaged over the ranks, evaluates and writes). ``batches``: an iterator of
     (B, T+1) token batches to train on instead of random windows (not saved in checkpoints).
     ``muon``: the class that builds the Muon part of the optimizer (a learner's, say).
-    ``on_eval(row)`` is called with each evaluation's metrics row. Returns a summary: steps,
+    ``on_eval(row)`` is called with each evaluation's metrics row. ``started``: the
+    ``time.monotonic()`` at which the run began, from which a time budget counts (default:
+    now). Returns a summary: steps,
     tokens, seconds, final/best validation metrics, the signal that stopped it (or None) and
     the metrics rows."""
     dist = dist or Dist()
@@ -67,7 +72,7 @@ def fit(model, train_tokens, val_tokens, cfg, *, byte_lengths=None, out_dir=None
                                                      model=model.config)
     torch.manual_seed(plan.cfg.seed + dist.rank)   # dropout (the caller seeded the weights)
     run = Run(model, plan, dist=dist, val_tokens=val_tokens, byte_lengths=byte_lengths,
-              out_dir=out_dir, muon=muon, on_eval=on_eval)
+              out_dir=out_dir, muon=muon, on_eval=on_eval, started=started)
     if resume_from is not None:
         run.resume(resume_from)
     batches = batches if batches is not None else run.batches(train_tokens)
@@ -85,6 +90,12 @@ def fit(model, train_tokens, val_tokens, cfg, *, byte_lengths=None, out_dir=None
                 run.save()
         run.end()
     return run.summary()
+
+
+BUSY_FALL = 0.5      # tokens/s below this share of the run's best: the machine is busy, say so
+WARM_STEPS = 2       # the first steps, slower (allocations, caches): not in the measured speed
+REPLAN_AFTER = 10    # steps after which a time budget plans its regularisation from that speed
+FIRST_SAVE = 1.0     # seconds a first checkpoint takes, most of it matplotlib's first figure
 
 
 class TrainingDiverged(TinyLLMError):
@@ -143,7 +154,7 @@ class Run:
     first process (rank 0) writes ``out_dir``."""
 
     def __init__(self, model, plan: Plan, *, dist: Dist | None = None, val_tokens=None,
-                 byte_lengths=None, out_dir=None, muon=None, on_eval=None):
+                 byte_lengths=None, out_dir=None, muon=None, on_eval=None, started=None):
         self.plan, self.cfg, self.device = plan, plan.cfg, plan.device
         self.dist = dist or Dist()
         self.model = model.to(self.device).train()
@@ -167,6 +178,15 @@ class Run:
         self.window = _Window()          # steps, tokens and seconds since the last metrics row
         self.bar = None
         self._signals = _StopSignals()   # caught while ``running``
+        self.governor = None             # on a CPU, the thread count (tinyllm.train.cpu)
+        self.best_rate, self.said_busy = 0, False   # tokens/s at best; the busy line said
+        # A time budget's clock is the wall clock: (time.monotonic() when the run began, then
+        # the elapsed and step that ``running`` starts from); the speed is measured from
+        # (tokens, elapsed) after the warm-up steps.
+        self.clock, self.speed_from = (started or time.monotonic(), 0.0, 0), None
+        self.took = {}                   # seconds the latest evaluation and save took (rank 0)
+        self.reserve = 0.0               # kept from a time budget for what follows the last step
+        self.replanned = None            # what the measured speed set (a time budget's rule)
 
     # -- before the first step ----------------------------------------------------------------
     def resume(self, path) -> None:
@@ -190,15 +210,19 @@ class Run:
     @contextlib.contextmanager
     def running(self, progress: bool = False):
         """For the run's duration: TF32 on a GPU; DistributedDataParallel, which copies rank 0's
-        weights to every rank; ``out_dir`` owned (one run writes a directory at a time), cleared
-        of what a killed run left there, its metrics file started (a resumed run drops the rows
-        logged after its checkpoint); Ctrl-C and SIGTERM caught; a progress bar."""
+        weights to every rank; on a CPU, the thread count (restored after); ``out_dir`` owned (one
+        run writes a directory at a time), cleared of what a killed run left there, its metrics
+        file started (a resumed run drops the rows logged after its checkpoint); Ctrl-C and
+        SIGTERM caught; a progress bar."""
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
             self.loss_fn = DistributedDataParallel(
                 self.loss_fn, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.clock = (self.clock[0], self.state.elapsed, self.state.step)
         with contextlib.ExitStack() as stack:
             stack.enter_context(fast_matmuls(self.device))
+            if self.device.type == "cpu":
+                self.governor = stack.enter_context(ThreadGovernor(self.cfg.threads))
             if self.out_dir is not None:
                 stack.enter_context(lock(self.out_dir, "training run"))
                 stack.enter_context(self._saving("the metrics"))
@@ -216,25 +240,29 @@ class Run:
 
     def budget_spent(self) -> bool:
         s, total = self.state, self.plan.total_steps
+        timed = self.cfg.max_time
         return ((total is not None and s.step >= total)
-                or (self.cfg.max_time is not None and s.elapsed >= self.cfg.max_time))
+                or (timed is not None and s.elapsed + self.reserve >= timed))
 
     def step(self, micro_batches) -> None:
         """One optimizer step at the schedule's learning rate; every rank then agrees on the
         clock (rank 0's) and on a stop signal (any rank's), so that all stop at the same step."""
         t0 = time.perf_counter()
         s, cfg = self.state, self.cfg
-        lr = lr_at(s.step, cfg, self.plan.decay_steps,
-                   s.elapsed / cfg.max_time if cfg.max_time else 0.0)
+        lr = lr_at(s.step, cfg, self.plan.decay_steps, self._time_spent())
         set_lr(self.optimizer, lr)
         loss, norm = optimizer_step(self.loss_fn, self.optimizer, micro_batches, cfg,
                                     self.device, self.params, self.bf16_copy)
         s.step += 1
         s.tokens += self.plan.tokens_per_step
         seconds = time.perf_counter() - t0
-        s.elapsed, self.signal = self.dist.agree(s.elapsed + seconds, self._signals.signal)
+        (s.elapsed, self.reserve), self.signal = self.dist.agree(
+            (self._wall_clock(), self._end_reserve()), self._signals.signal)
         self.window.add(self.plan.tokens_per_step, seconds)
         self.last_step = (loss, norm, lr)
+        self._measure_speed()
+        if self.governor is not None:
+            self.governor.look()         # other work started or stopped: fewer or more threads
         if self.bar is not None:
             self.bar.update(1 if self.plan.total_steps is not None
                             else round(s.elapsed) - self.bar.n)
@@ -268,39 +296,60 @@ class Run:
         norm and tokens/s."""
         _, norm, lr = self.last_step
         s = self.state
-        self._log({"step": s.step, "tokens": s.tokens, "loss": self.checked_loss, "lr": lr,
-                   "grad_norm": float(norm), "tokens_per_s": self.window.rate(),
-                   "elapsed": round(s.elapsed, 3)})
+        row = {"step": s.step, "tokens": s.tokens, "loss": self.checked_loss, "lr": lr,
+               "grad_norm": float(norm), "tokens_per_s": self.window.rate(),
+               "elapsed": round(s.elapsed, 3)}
+        if self.governor is not None:
+            row["threads"] = self.governor.threads
+        self._log(row)
         self.window = _Window()
         if self.bar is not None:
-            self.bar.set_postfix_str(_postfix(s.metrics[-1]))
+            self.bar.set_postfix_str(_postfix(s.metrics[-1], steps=self.plan.total_steps is None))
+            self._say_if_busy(row["tokens_per_s"])
+
+    def _say_if_busy(self, rate: int) -> None:
+        """Once: a line when tokens/s falls below half of the best this run did, saying that the
+        machine is busy (what other processes use of it), not that tinyllm got slower."""
+        if self.said_busy or not self.best_rate or rate >= BUSY_FALL * self.best_rate:
+            self.best_rate = max(self.best_rate, rate)
+            return
+        self.said_busy = True
+        g = self.governor
+        who = (f"other processes use {g.others:.1f} of the {g.available} CPUs, so tinyllm now "
+               f"trains on {g.threads} thread{'s' * (g.threads > 1)}"
+               if g is not None and g.others is not None else "something else is computing")
+        self.bar.write(f"the machine is busy: {rate:,} tokens/s against {self.best_rate:,} "
+                       f"earlier in this run; {who} (the same steps take longer, nothing else "
+                       "changed)")
 
     def evaluate(self) -> None:
         """Held-out loss (and bits per byte) on rank 0, logged, its time counted in the budget;
         the model is saved when it is the best. Every rank then learns whether the run is out
         of patience."""
         if self.dist.is_main:
-            t0 = time.perf_counter()
             self.last_eval = self._evaluate()
-            self.state.elapsed += time.perf_counter() - t0
             self._report(self.last_eval)
         self.early = self.dist.from_main(self._out_of_patience())
 
     def save(self) -> None:
-        """Write ``out_dir/last`` (every rank takes part: rank 0 gathers their generators)."""
+        """Write ``out_dir/last`` (every rank takes part: rank 0 gathers their generators) and
+        draw the loss curves so far."""
         self.state.rng = self._gather_rng()
         if self.out_dir is None:
             return
+        t0 = time.perf_counter()
         with self._saving("the checkpoint"):
             if not (self.out_dir / "model.safetensors").is_file():   # nothing evaluated yet
                 save_model(self.model, self.out_dir)
             checkpoint.save(self.out_dir / checkpoint.LAST, self.model, self.optimizer,
                             self.state, self.cfg.to_dict())
+            plot_metrics(self.state.metrics, self.out_dir / LOSS_PLOT)
         self.saved_step = self.state.step
+        self.took["save"] = time.perf_counter() - t0
 
     def end(self) -> None:
         """After the last step: its loss checked, the final evaluation (unless a signal or the
-        patience stopped the run), the last checkpoint, the loss curves; then all ranks leave
+        patience stopped the run), the last checkpoint and loss curves; then all ranks leave
         together."""
         if self.last_step is not None and self.signal is None:
             self.check()
@@ -311,9 +360,10 @@ class Run:
             self._report(self.last_eval, printed=False)
         if self.saved_step != self.state.step:
             self.save()
-        if self.out_dir is not None:
-            plot_metrics(self.state.metrics, self.out_dir / LOSS_PLOT)
         self.dist.barrier()              # rank 0 has written everything: all leave together
+        self.state.elapsed = self._wall_clock()   # the run's time, its ending included
+        if self.bar is not None and self.plan.total_steps is None:
+            self.bar.update(round(self.state.elapsed) - self.bar.n)
 
     def summary(self) -> dict:
         s = self.state
@@ -322,7 +372,81 @@ class Run:
                 "final": self.last_eval, "stopped_early": self.early, "best_step": s.best_step,
                 "best_val_loss": None if math.isinf(s.best_val_loss) else s.best_val_loss,
                 "out_dir": str(self.out_arg) if self.out_arg is not None else None,
-                "metrics": s.metrics}
+                "replanned": self.replanned, "metrics": s.metrics}
+
+    # -- a time budget ----------------------------------------------------------------------
+    def _wall_clock(self) -> float:
+        """Seconds of this run: the saved run's, plus the wall time since ``running`` began."""
+        start, elapsed, _ = self.clock
+        return elapsed + time.monotonic() - start
+
+    def _time_spent(self) -> float:
+        """The fraction of a time budget spent (0 without one): what the schedule follows."""
+        if self.cfg.max_time is None:
+            return 0.0
+        return min(1.0, self.state.elapsed / max(1e-9, self.cfg.max_time - self.reserve))
+
+    def _speed(self) -> float | None:
+        """Training tokens/s since the warm-up steps, evaluations and saves included (the rate
+        at which a time budget is spent); None before."""
+        if self.speed_from is None:
+            return None
+        tokens, elapsed = self.speed_from
+        seconds = self.state.elapsed - elapsed
+        return (self.state.tokens - tokens) / seconds if seconds > 0 else None
+
+    def _end_reserve(self) -> float:
+        """The seconds a time budget keeps for what follows its last step, so that the run
+        ends within it: the final evaluation (as long as the latest took; before one, its
+        tokens at a third of the seconds per training token: a forward, no backward) and the
+        last checkpoint (as long as the latest took; before one, ``FIRST_SAVE``)."""
+        if self.cfg.max_time is None:
+            return 0.0
+        evaluating = self.val_tokens is not None and self.dist.is_main
+        seconds = self.took.get("save", FIRST_SAVE if self.out_dir is not None else 0.0)
+        if evaluating and "evaluate" in self.took:
+            seconds += self.took["evaluate"]
+        elif evaluating and self._speed():
+            B, T = self.cfg.batch_size, self.model.config.context_size
+            tokens = len(_array(self.val_tokens))
+            if self.cfg.eval_batches:
+                tokens = min(tokens, self.cfg.eval_batches * B * T)
+            seconds += tokens / (3 * self._speed())
+        return seconds
+
+    def _measure_speed(self) -> None:
+        """After the warm-up steps, start measuring the speed; ``REPLAN_AFTER`` steps in, set
+        what a time budget's regularisation rule chose from an assumed speed (``plan.by_speed``)
+        from the measured one, and say so."""
+        done = self.state.step - self.clock[2]
+        if done == WARM_STEPS:
+            self.speed_from = (self.state.tokens, self.state.elapsed)
+        elif done == REPLAN_AFTER and self.plan.by_speed and self._speed():
+            self._replan(self._speed())
+
+    def _replan(self, tokens_per_s: float) -> None:
+        cfg, plan = self.cfg, self.plan
+        passes = planned_passes(cfg, plan.train_tokens, plan.tokens_per_step,
+                                tokens_per_s=tokens_per_s)
+        rule = regularization(passes)
+        weight_decay = rule["weight_decay"] if "weight_decay" in plan.by_speed else cfg.weight_decay
+        dropout = {name.split("_")[0]: rule["dropout"] for name in plan.by_speed
+                   if name.endswith("_dropout")}
+        set_weight_decay(self.optimizer, weight_decay)
+        for model in (self.model, self.bf16_copy.model if self.bf16_copy else None):
+            if model is not None and dropout:
+                model.set_dropout(**dropout)
+        self.cfg = replace(cfg, weight_decay=weight_decay, model=self.model.config)
+        self.plan = replace(plan, cfg=self.cfg, by_speed=())
+        self.replanned = {"step": self.state.step, "tokens_per_s": round(tokens_per_s),
+                          "passes": passes, "weight_decay": weight_decay,
+                          "dropout": self.model.config.residual_dropout}
+        if self.bar is not None:
+            self.bar.write(f"measured {tokens_per_s:,.0f} tokens/s over steps {WARM_STEPS + 1}-"
+                           f"{self.state.step}: about {passes:.1f} passes over the training "
+                           f"tokens in {_clock_time(cfg.max_time)}, so dropout "
+                           f"{self.model.config.residual_dropout or 0:.2g} and weight decay "
+                           f"{weight_decay:.2g}")
 
     # -- the parts of the events ----------------------------------------------------------------
     def _log(self, row: dict) -> None:
@@ -332,10 +456,12 @@ class Run:
                 append_metrics(self.out_dir / METRICS, row)
 
     def _evaluate(self) -> dict:
+        t0 = time.perf_counter()
         lengths = self.byte_lengths if self.byte_lengths is not None else \
             np.ones(self.model.config.vocab_size, np.int64)
         result = evaluate(self.model, self.val_tokens, lengths, batch_size=self.cfg.batch_size,
                           max_batches=self.cfg.eval_batches, precision=self.plan.precision)
+        self.took["evaluate"] = time.perf_counter() - t0
         s = self.state
         if result["loss"] < s.best_val_loss:
             s.best_val_loss, s.best_step, s.evals_since_best = result["loss"], s.step, 0
@@ -435,12 +561,26 @@ def _progress_bar(run: Run):
     s = run.state
     if run.plan.total_steps is not None:
         return tqdm(total=run.plan.total_steps, initial=s.step, unit="step", dynamic_ncols=True)
-    return tqdm(total=round(run.cfg.max_time), initial=round(s.elapsed), unit="s",
-                dynamic_ncols=True)
+    return _TimeBar(total=round(run.cfg.max_time), initial=round(s.elapsed), dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {spent} of {budget}{postfix}")
 
 
-def _postfix(row: dict) -> str:
-    return f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s"
+class _TimeBar(tqdm):
+    """A time budget's bar, in minutes and seconds: '2:13 of 3:00'."""
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        return {**d, "spent": _clock_time(d["n"]), "budget": _clock_time(d["total"])}
+
+
+def _clock_time(seconds: float) -> str:
+    return tqdm.format_interval(round(seconds))
+
+
+def _postfix(row: dict, steps: bool = False) -> str:
+    step = f"step {row['step']:,}  " if steps else ""
+    return f"{step}loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s"
 
 
 class _StopSignals:

@@ -169,3 +169,10 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device, muon=None):
 def set_lr(optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def set_weight_decay(optimizer, weight_decay: float) -> None:
+    """The weight decay of the groups that decay (the others keep 0)."""
+    for group in optimizer.param_groups:
+        if group.get("weight_decay"):
+            group["weight_decay"] = weight_decay

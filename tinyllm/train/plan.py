@@ -12,6 +12,10 @@ plan as given; nothing after it resolves anything again.
     total_steps      the step budget (None: a time budget alone)
     decay_steps      the length of warmup + decay of the learning rate
     save_every       steps between checkpoints
+    train_tokens     the number of training tokens (None: not known)
+    by_speed         the settings that a time budget's regularisation rule chose from an assumed
+                     speed ('weight_decay', 'residual_dropout', 'embedding_dropout': those left
+                     to the run): the run sets them again from the speed of its first steps
 """
 from dataclasses import dataclass, replace
 
@@ -34,6 +38,8 @@ class Plan:
     total_steps: int | None
     decay_steps: int | None
     save_every: int
+    train_tokens: int | None = None
+    by_speed: tuple[str, ...] = ()
 
 
 def plan_run(cfg: TrainConfig, num_train_tokens: int | None, dist: Dist | None = None,
@@ -43,6 +49,12 @@ def plan_run(cfg: TrainConfig, num_train_tokens: int | None, dist: Dist | None =
     it is; None: ``cfg.model`` with its defaults filled in (the model ``train`` then builds)."""
     dist = dist or Dist()
     device = dist.device_for(resolve_device(cfg.device))
+    by_speed = () if cfg.max_time is None or not num_train_tokens else tuple(
+        name for name, unset in (
+            ("weight_decay", cfg.weight_decay is None),
+            ("residual_dropout", model is None and cfg.model.residual_dropout is None),
+            ("embedding_dropout", model is None and cfg.model.embedding_dropout is None))
+        if unset)
     if model is not None:
         cfg = replace(cfg, model=model)
     cfg = cfg.resolve(device, num_train_tokens, dist.world_size)
@@ -54,7 +66,8 @@ def plan_run(cfg: TrainConfig, num_train_tokens: int | None, dist: Dist | None =
                 precision=training_precision(cfg.precision, device, dist.world_size),
                 world_size=dist.world_size, tokens_per_step=tokens_per_step,
                 total_steps=total_steps, decay_steps=cfg.decay_steps or total_steps,
-                save_every=cfg.save_every if cfg.save_every is not None else cfg.eval_every)
+                save_every=cfg.save_every if cfg.save_every is not None else cfg.eval_every,
+                train_tokens=num_train_tokens, by_speed=by_speed)
 
 
 __all__ = ["Plan", "plan_run"]

@@ -1,6 +1,7 @@
 """What ``tinyllm train`` does: ``train(TrainConfig(...), out_dir)`` — the tokenizer (trained
 when it is a ``bpe-N``), the data, a new model seeded with ``cfg.seed`` or the checkpoint to
 resume, the run planned once, then ``fit``."""
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
     """Run ``cfg`` into ``out_dir`` (or continue the run saved in ``resume_from``).
     ``on_start(model, splits, plan, dist, resumed)`` is called before the first step (the CLI
     prints what is about to happen; ``resumed``: the step it continues from, or None). Returns
-    ``fit``'s summary."""
+    ``fit``'s summary. A time budget counts from here: reading the data is part of the run."""
+    started = time.monotonic()
     dist = dist or Dist()
     model, resumed = None, None
     if resume_from is not None:
@@ -47,7 +49,7 @@ def train(cfg: TrainConfig, out_dir, *, resume_from=None, dist: Dist | None = No
         on_start(model, splits, plan, dist, resumed)
     return fit(model, splits.train, splits.validation, plan,
                byte_lengths=token_byte_lengths(model.tokenizer), out_dir=out_dir,
-               resume_from=resume_from, dist=dist, progress=progress)
+               resume_from=resume_from, dist=dist, progress=progress, started=started)
 
 
 def run_splits(cfg: TrainConfig, tokenizer) -> Splits:

@@ -60,12 +60,12 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.hidden_size, inner, bias=config.bias)    # W₁, b₁
         self.c_proj = nn.Linear(inner, config.hidden_size, bias=config.bias)  # W₂, b₂
         self.activation = config.activation
-        self.dropout = config.residual_dropout
+        self.resid_dropout = config.residual_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, C) -> (B, T, I) -> (B, T, C)
         y = self.c_proj(activate(self.activation, self.c_fc(x)))
-        return dropout(y, self.dropout, self.training)
+        return dropout(y, self.resid_dropout, self.training)
 
 
 class GatedMLP(nn.Module):
@@ -75,13 +75,13 @@ class GatedMLP(nn.Module):
         self.c_fc = nn.Linear(config.hidden_size, 2 * inner, bias=config.bias)  # [W_gate; W_up]
         self.c_proj = nn.Linear(inner, config.hidden_size, bias=config.bias)    # W_down
         self.activation = config.activation
-        self.dropout = config.residual_dropout
+        self.resid_dropout = config.residual_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, T, C) -> gate, up: (B, T, I) each -> (B, T, C)
         gate, up = self.c_fc(x).chunk(2, dim=-1)
         y = self.c_proj(activate(self.activation, gate) * up)
-        return dropout(y, self.dropout, self.training)
+        return dropout(y, self.resid_dropout, self.training)
 
 
 MLPS = {"plain": MLP, "gated": GatedMLP}     # config.mlp -> its class
