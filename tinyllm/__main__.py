@@ -1,5 +1,5 @@
 """``python -m tinyllm COMMAND ...``: the same as ``tinyllm COMMAND ...``."""
-from .cli import main
+from .cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

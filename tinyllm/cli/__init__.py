@@ -6,10 +6,13 @@ A ``TinyLLMError`` (something the user can fix) is printed as one line, exit sta
 else is a bug in tinyllm and shows its traceback (``--debug`` or ``TINYLLM_DEBUG=1`` shows it for
 ``TinyLLMError`` too). A wrong option is one or two lines naming the command, the option and the
 closest valid one, exit status 2. The library modules that import PyTorch are imported by the
-commands that need them, so that ``tinyllm --help`` answers at once.
+commands that need them, so that ``tinyllm --help`` answers at once; and the program (``command``)
+exits as soon as its command is done, without the interpreter's last walk over every object
+PyTorch made (``gc.freeze``: ~1 s on a 2-core machine).
 """
 import argparse
 import difflib
+import gc
 import os
 import re
 import sys
@@ -79,6 +82,13 @@ def main(argv=None) -> int:
         return 1
 
 
+def command() -> None:
+    """The ``tinyllm`` program (and ``python -m tinyllm``): ``main``, then exit."""
+    status = main()
+    gc.freeze()              # what is left goes with the process, without being collected first
+    sys.exit(status)
+
+
 def _innermost(parser, args):
     """The sub-subcommand's parser (``tinyllm tokenizer train``) when there is one."""
     action = getattr(args, "action", None)
@@ -88,4 +98,4 @@ def _innermost(parser, args):
     return parser
 
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "command", "build_parser", "COMMANDS"]
