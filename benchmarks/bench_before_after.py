@@ -39,11 +39,18 @@ from tinyllm.train.plan import plan_run
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_before(ref: str, where: Path):
-    """The package as it was at ``ref``, importable as ``tinyllm_before``."""
+def extract(ref: str, where: Path) -> Path:
+    """The package as it was at ``ref``, in ``where/tinyllm`` (``git archive``)."""
+    where.mkdir(exist_ok=True)
     archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "tinyllm"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    return where
+
+
+def load_before(ref: str, where: Path):
+    """The package as it was at ``ref``, importable as ``tinyllm_before``."""
+    extract(ref, where)
     (where / "tinyllm").rename(where / "tinyllm_before")
     sys.path.insert(0, str(where))
     return {m: importlib.import_module(f"tinyllm_before.{m}")

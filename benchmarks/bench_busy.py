@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_before_after import extract
 from bench_precision import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,15 +61,6 @@ for _ in range(3):
     rates.append((out.shape[-1] - 3) / (time.perf_counter() - t0))
 print(max(rates))
 """
-
-
-def extract(ref: str, where: Path) -> Path:
-    """The package as it was at ``ref``, in ``where/tinyllm``."""
-    where.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "tinyllm"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
-    return where
 
 
 def env_for(root: Path, home: Path) -> dict:

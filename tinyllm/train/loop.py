@@ -404,14 +404,15 @@ class Run:
             return 0.0
         evaluating = self.val_tokens is not None and self.dist.is_main
         seconds = self.took.get("save", FIRST_SAVE if self.out_dir is not None else 0.0)
+        speed = self._speed()
         if evaluating and "evaluate" in self.took:
             seconds += self.took["evaluate"]
-        elif evaluating and self._speed():
+        elif evaluating and speed:
             B, T = self.cfg.batch_size, self.model.config.context_size
             tokens = len(_array(self.val_tokens))
             if self.cfg.eval_batches:
                 tokens = min(tokens, self.cfg.eval_batches * B * T)
-            seconds += tokens / (3 * self._speed())
+            seconds += tokens / (3 * speed)
         return seconds
 
     def _measure_speed(self) -> None:
@@ -421,8 +422,8 @@ class Run:
         done = self.state.step - self.clock[2]
         if done == WARM_STEPS:
             self.speed_from = (self.state.tokens, self.state.elapsed)
-        elif done == REPLAN_AFTER and self.plan.by_speed and self._speed():
-            self._replan(self._speed())
+        elif done == REPLAN_AFTER and self.plan.by_speed and (speed := self._speed()):
+            self._replan(speed)
 
     def _replan(self, tokens_per_s: float) -> None:
         cfg, plan = self.cfg, self.plan
