@@ -12,7 +12,8 @@ pytest.importorskip("transformers")
 
 COMPONENT_ROWS = {"Embedding", "LayerNorm", "gelu_new", "MLP", "Attention global",
                   "Attention local", "Attention scaled", "Attention kv cache"}
-COMPOSITE_ROWS = {"Block", "GPT (HF import)", "No biases (GPT-Neo export)"}  # built from the components above
+COMPOSITE_ROWS = {"Block", "GPT (HF import)", "No biases (GPT-Neo export)",  # built from the
+                  "Block, parallel residual", "GPT (GPT-NeoX import)"}       # components above
 
 
 def rows_by_name(rows):

@@ -47,20 +47,6 @@ def test_cli_export_of_a_tinyllm_checkpoint(tmp_path, capsys):
     assert "would overwrite it" in capsys.readouterr().err
 
 
-def test_cli_export_of_tinyllm_trains_default_says_what_to_do(tmp_path, capsys):
-    """tinyllm train's default model (GPT-Neo's components, rotary positions) has no Hugging
-    Face layout: one line naming what stands in the way and the --arch that exports."""
-    from tinyllm.model import GPT
-    from tinyllm.train.config import default_model
-    GPT(None, default_model().replace(hidden_size=32, num_layers=1, num_heads=4, context_size=16,
-                                      vocab_size=300)).save_pretrained(tmp_path / "run")
-    assert main(["export", "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o")]) == 1
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1
-    assert "rotary positions" in err and "--arch gpt-neo or --arch llama" in err
-    assert not (tmp_path / "o").exists()
-
-
 def test_cli_export_bad_model_is_one_line(tmp_path, capsys):
     assert main(["export", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()

@@ -267,7 +267,7 @@ def test_bad_paths_and_configs(tmp_path):
     with pytest.raises(TinyLLMError, match="divisible by num_heads"):
         GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(TinyLLMError, match="only GPT-Neo and Llama"):
+    with pytest.raises(TinyLLMError, match="loads GPT-Neo, GPT-NeoX and Llama"):
         GPT.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neo", "hidden_size": 32,
                                                       "num_heads": 4, "num_layers": 1,

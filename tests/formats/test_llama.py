@@ -114,7 +114,7 @@ def test_unsupported_llamas_are_one_clear_error(tmp_path):
     with pytest.raises(TinyLLMError, match="is not a parameter of a Llama"):
         llama.state_dict_from_llama({"model.layers.0.self_attn.q_norm.weight": torch.ones(8)})
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mistral"}))
-    with pytest.raises(TinyLLMError, match="only GPT-Neo and Llama"):
+    with pytest.raises(TinyLLMError, match="loads GPT-Neo, GPT-NeoX and Llama"):
         GPT.from_pretrained(tmp_path)
 
 
@@ -158,8 +158,9 @@ def test_export_picks_the_layout_or_says_why_there_is_none():
     assert pretrained.export_format(Config(bias=False)) == "GPT-Neo"      # zero biases written
     assert pretrained.export_format(llama_model()) == "Llama"
     for changes, reason in [(dict(qk_norm=True), "QK-norm"), (dict(logit_softcap=10.0), "soft-cap"),
-                            (dict(mlp="plain"), "plain MLP"), (dict(bias=True), "biases")]:
-        with pytest.raises(TinyLLMError, match=f"neither a GPT-Neo .* nor a Llama .*{reason}"):
+                            (dict(mlp="plain"), "GPT-NeoX, cannot hold its RMSNorm"),
+                            (dict(bias=True), "Llama, cannot hold its biases")]:
+        with pytest.raises(TinyLLMError, match=f"no Hugging Face layout holds this model: .*{reason}"):
             pretrained.export_format(llama_model().replace(**changes))
     with pytest.raises(TinyLLMError, match="not a Llama: it has learned positions"):
         llama.config_to_llama(Config())

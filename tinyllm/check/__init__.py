@@ -45,7 +45,8 @@ from .common import (MODEL_KINDS, TOL, TOL_MODEL, TOL_MUON, Mismatch, ReferenceA
                      gpt_neo_state, randomize)
 from .diagnose import parity
 from .modern import (check_attention_rotary, check_attention_rotary_cache, check_bias_free_gpt_neo,
-                     check_llama_block, check_llama_model, check_llama_model_cache, check_qk_norm,
+                     check_llama_block, check_llama_model, check_llama_model_cache,
+                     check_neox_model, check_parallel_block, check_partial_rotary, check_qk_norm,
                      check_relu2_mlp, check_rmsnorm, check_rotary, check_softcap_loss, check_swiglu)
 
 
@@ -112,6 +113,10 @@ CHECKS = [  # bottom-up
     Check("GPT (Llama import)", "LlamaForCausalLM", check_llama_model, TOL_MODEL),
     Check("GPT kv cache (Llama, QK-norm, soft-cap)", "one full forward pass",
           check_llama_model_cache, TOL_MODEL),
+    Check("Rotary, part of each head", "GPTNeoXRotaryEmbedding + apply_rotary_pos_emb",
+          check_partial_rotary, TOL),
+    Check("Block, parallel residual", "GPTNeoXLayer", check_parallel_block, TOL_MODEL),
+    Check("GPT (GPT-NeoX import)", "GPTNeoXForCausalLM", check_neox_model, TOL_MODEL),
     Check("No biases (GPT-Neo export)", "GPTNeoForCausalLM, zero biases", check_bias_free_gpt_neo,
           TOL_MODEL),                   # tinyllm's own bias-free layers: no learner's class here
     Check("Head + loss, soft-cap", "F.cross_entropy(c·tanh(z/c)) (and grads)", check_softcap_loss,

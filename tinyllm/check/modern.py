@@ -1,6 +1,7 @@
-"""The rows of the components newer models use — rotary positions, RMSNorm, the gated (SwiGLU)
-and ReLU² MLPs, QK-norm, bias-free linears, a logit soft-cap — against their twins in
-transformers (Llama, Qwen3) and torch, the Llama-shaped model as a whole, and its key/value cache.
+"""The rows of the components newer models use — rotary positions (on all of a head or a share
+of it), RMSNorm, the gated (SwiGLU) and ReLU² MLPs, QK-norm, the parallel residual, bias-free
+linears, a logit soft-cap — against their twins in transformers (Llama, Qwen3, GPT-NeoX) and
+torch, the Llama- and GPT-NeoX-shaped models as a whole, and their key/value caches.
 Each takes the ``parts`` under test (the RMSNorm row checks a learner's ``rmsnorm``; the others
 tinyllm's own, fused and written out) and returns the largest difference."""
 from types import SimpleNamespace
@@ -8,7 +9,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from ..formats import gpt_neo, llama
+from ..formats import gpt_neo, gpt_neox, llama
 from ..model import GPT, Config
 from ..model.nn import (MLP, Attention, Block, GatedMLP, Rotary, apply_rotary, formulas,
                         linear_cross_entropy)
@@ -28,12 +29,15 @@ def _transformers() -> SimpleNamespace:
         from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoForCausalLM, GPTNeoMLP
         from transformers.models.llama import modeling_llama
         from transformers.models.qwen3.modeling_qwen3 import Qwen3Attention
+        from transformers import GPTNeoXConfig
+        from transformers.models.gpt_neox import modeling_gpt_neox
     except ImportError:
         raise Skip(TRANSFORMERS_MISSING) from None
     return SimpleNamespace(GPTNeoConfig=GPTNeoConfig, LlamaConfig=LlamaConfig,
                            Qwen3Config=Qwen3Config, GPTNeoForCausalLM=GPTNeoForCausalLM,
                            GPTNeoMLP=GPTNeoMLP, llama=modeling_llama,
-                           Qwen3Attention=Qwen3Attention)
+                           Qwen3Attention=Qwen3Attention, GPTNeoXConfig=GPTNeoXConfig,
+                           neox=modeling_gpt_neox)
 
 
 def llama_config(**kw) -> Config:
@@ -48,6 +52,23 @@ def hf_llama_config(c: Config, **kw):
     d = llama.config_to_llama(c)
     d.update(bos_token_id=None, eos_token_id=None, attn_implementation="eager", **kw)
     return _transformers().LlamaConfig(**d)
+
+
+def neox_config(**kw) -> Config:
+    """``config`` with GPT-NeoX's own defaults: rotary on a quarter of each head, attention and
+    MLP in parallel, biases on every linear, LayerNorm, GELU."""
+    return small_config(**{**dict(position="rotary", rotary_fraction=0.25, parallel_residual=True,
+                                  qkv_bias=True, attention="scaled", activation="gelu",
+                                  attention_layers=["global"] * 2, window_size=None,
+                                  hidden_size=64, embedding_size=64, num_heads=4,
+                                  rope_theta=THETA), **kw})
+
+
+def hf_neox_config(c: Config, **kw):
+    """transformers' GPTNeoXConfig for tinyllm Config ``c`` (eager attention)."""
+    d = gpt_neox.config_to_neox(c)
+    d.update(bos_token_id=None, eos_token_id=None, attn_implementation="eager", **kw)
+    return _transformers().GPTNeoXConfig(**d)
 
 
 def causal_mask(T_: int) -> torch.Tensor:
@@ -242,3 +263,70 @@ def check_softcap_loss(parts):
         pairs = [(mine, ref), *zip(torch.autograd.grad(mine, (h, W)),
                                    torch.autograd.grad(ref, (h, W)))]
     return max(max_diff(a, b) for a, b in pairs)
+
+
+def check_partial_rotary(parts):
+    """Rotary on the first quarter of each head (the rest passed through), at positions 0.. and
+    5.., vs transformers' GPTNeoXRotaryEmbedding + apply_rotary_pos_emb."""
+    tf = _transformers()
+    c = neox_config()
+    ref = tf.neox.GPTNeoXRotaryEmbedding(hf_neox_config(c))
+    q, k = torch.randn(2, 4, T, 16), torch.randn(2, 4, T, 16)
+    mine = Rotary(16, THETA, dims=c.rotary_dim)
+    worst = 0.0
+    for pos in (0, 5):
+        cos, sin = ref(q, torch.arange(pos, pos + T)[None])
+        ref_q, ref_k = tf.neox.apply_rotary_pos_emb(q, k, cos, sin)
+        worst = max(worst, max_diff(mine(q, pos), ref_q), max_diff(mine(k, pos), ref_k))
+    return worst
+
+
+def _neox_layer(c: Config):
+    """transformers' GPTNeoXLayer with random weights, tinyllm's Block holding the same, and the
+    reference's output for an input x."""
+    tf = _transformers()
+    hc = hf_neox_config(c)
+    ref = randomize(tf.neox.GPTNeoXLayer(hc, layer_idx=0))
+    mine = Block(c, "global").eval()
+    state = gpt_neox.state_dict_from_neox({f"gpt_neox.layers.0.{k}": v
+                                           for k, v in ref.state_dict().items()}, c.num_heads)
+    mine.load_state_dict({k[len("blocks.0."):]: v for k, v in state.items()})
+    x = torch.randn(2, T, c.hidden_size)
+    rope = tf.neox.GPTNeoXRotaryEmbedding(hc)(x, torch.arange(T)[None])
+    out = ref(x, attention_mask=causal_mask(T), position_embeddings=rope)
+    return mine, x, out[0] if isinstance(out, tuple) else out
+
+
+def check_parallel_block(parts):
+    """A block whose attention and MLP read the same input (parallel residual, GPT-NeoX's
+    default; with partial rotary and a query/key/value bias), written out and fused, vs
+    transformers' GPTNeoXLayer; and the sequential one (use_parallel_residual False)."""
+    worst = 0.0
+    for parallel in (True, False):
+        mine, x, expected = _neox_layer(neox_config(parallel_residual=parallel))
+        worst = max(worst, _both(lambda: max_diff(mine(x), expected)))
+    return worst
+
+
+def check_neox_model(parts):
+    """GPT loaded through tinyllm.formats.gpt_neox vs GPTNeoXForCausalLM: GPT-NeoX's defaults
+    (partial rotary, parallel residual, biases) and tinyllm train's default shape (all of each
+    head rotary, sequential, no query/key/value bias), untied and tied; then through the
+    key/value cache, a prefill and one token at a time."""
+    tf = _transformers()
+    worst = 0.0
+    ids = torch.randint(0, 97, (2, T))
+    shapes = [dict(), dict(rotary_fraction=1.0, parallel_residual=False, qkv_bias=False,
+                           activation="gelu_new")]
+    for shape in shapes:
+        for tie in (False, True):
+            ref = randomize(tf.neox.GPTNeoXForCausalLM(
+                hf_neox_config(neox_config(**shape), tie_word_embeddings=tie)), std=0.1).eval()
+            fields = gpt_neox.config_from_neox(ref.config.to_dict())
+            mine = GPT(None, Config(**fields)).eval()
+            mine.load_state_dict(gpt_neox.state_dict_from_neox(ref.state_dict(), mine.config.num_heads))
+            worst = max(worst, max_diff(mine(ids), ref(ids).logits))
+    cache = mine.new_cache(2)
+    steps = [mine(ids[:, :4], cache=cache)] + [mine(ids[:, t:t + 1], cache=cache)
+                                               for t in range(4, T)]
+    return max(worst, max_diff(torch.cat(steps, dim=1), mine(ids)))

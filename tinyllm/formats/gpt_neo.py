@@ -25,7 +25,7 @@ import re
 
 
 from ..errors import TinyLLMError
-from .hf_common import ACT_FROM_HF, ACT_TO_HF, fuse_qkv, outside_transformers, split_qkv
+from .hf_common import ACT_FROM_HF, ACT_TO_HF, differences, fuse_qkv, outside_transformers, split_qkv
 
 GPT2_VOCAB_SIZE = 50257
 
@@ -53,13 +53,11 @@ def expand_attention_types(attention_types) -> list[str]:
 
 def incompatibilities(config) -> list[str]:
     """What keeps ``config`` from being a GPT-Neo, in words (empty: it is one)."""
-    wrong = []
-    if config.position != "learned":
-        wrong.append("rotary positions (GPT-Neo learns a position table: position='learned')")
-    if config.norm != "layernorm":
-        wrong.append("RMSNorm (GPT-Neo has LayerNorm: norm='layernorm')")
-    if config.mlp != "plain":
-        wrong.append("a gated MLP (GPT-Neo's is plain: mlp='plain')")
+    wrong = differences(config, "GPT-Neo", position="learned", norm="layernorm", mlp="plain")
+    if config.qkv_bias:
+        wrong.append("a query/key/value bias (GPT-Neo has none: qkv_bias=False)")
+    if config.parallel_residual:
+        wrong.append("parallel attention and MLP (GPT-Neo's run one after the other)")
     return wrong + outside_transformers(config)
 
 
@@ -68,8 +66,7 @@ def config_from_hf(hf: dict) -> dict:
     checks that they make a model when it is built from them)."""
     model_type = hf.get("model_type", "gpt_neo")
     if model_type != "gpt_neo":
-        raise TinyLLMError(f"config.json is for a {model_type!r} model; tinyllm loads only "
-                           "GPT-Neo and Llama models (model_type 'gpt_neo' or 'llama')")
+        raise TinyLLMError(f"config.json is for a {model_type!r} model, not 'gpt_neo'")
     if hf.get("attention_types") is not None:
         layers = expand_attention_types(hf["attention_types"])
     elif hf.get("attention_layers") is not None:

@@ -25,12 +25,12 @@ Pure functions over dicts and configs (read by their fields: this layer builds n
 reading and writing the files is ``tinyllm.formats.huggingface``'s job.
 """
 import math
-import re
 
 import torch
 
 from ..errors import TinyLLMError
-from .hf_common import ACT_FROM_HF, ACT_TO_HF, fuse_qkv, outside_transformers, split_qkv
+from .hf_common import (ACT_FROM_HF, ACT_TO_HF, differences, fuse_qkv, outside_transformers,
+                        rename, sizes, split_qkv)
 
 _NAMES = [  # (Llama's name, tinyllm's name) with {i} the layer
     ("model.embed_tokens.weight", "wte.weight"),
@@ -52,31 +52,22 @@ _NAMES = [  # (Llama's name, tinyllm's name) with {i} the layer
 
 def incompatibilities(config) -> list[str]:
     """What keeps ``config`` from being a Llama, in words (empty: it is one)."""
-    wrong = []
-    if config.position != "rotary":
-        wrong.append("learned positions (Llama has rotary: position='rotary')")
-    if config.norm != "rmsnorm":
-        wrong.append("LayerNorm (Llama has RMSNorm: norm='rmsnorm')")
-    if config.mlp != "gated":
-        wrong.append("a plain MLP (Llama's is gated: mlp='gated')")
+    wrong = differences(config, "Llama", position="rotary", norm="rmsnorm", mlp="gated")
     if config.bias:
         wrong.append("biases (Llama has none: bias=False)")
-    if config.window_size is not None and "local" in config.attention_layers:
-        wrong.append("local attention layers (Llama attends globally)")
+    if config.qkv_bias:
+        wrong.append("a query/key/value bias (Llama has none: qkv_bias=False)")
+    if config.parallel_residual:
+        wrong.append("parallel attention and MLP (Llama's run one after the other)")
+    if config.position == "rotary" and config.rotary_fraction != 1:
+        wrong.append("rotary on part of each head (Llama turns all of it)")
     return wrong + outside_transformers(config)
 
 
 def config_from_llama(hf: dict) -> dict:
     """The fields of a tinyllm ``Config`` for the dict of a Llama ``config.json`` (the model
     checks that they make a model when it is built from them)."""
-    if hf.get("model_type") != "llama":
-        raise TinyLLMError(f"config.json is for a {hf.get('model_type')!r} model, not 'llama'")
-    try:
-        hidden, heads = hf["hidden_size"], hf["num_attention_heads"]
-        layers, vocab, inner = hf["num_hidden_layers"], hf["vocab_size"], hf["intermediate_size"]
-    except KeyError as e:
-        raise TinyLLMError(f"Llama config.json lacks {e.args[0]!r}: is it a complete "
-                           "Hugging Face config?") from None
+    hidden, heads, layers, vocab, inner = sizes(hf, "Llama", "llama")
     kv_heads = hf.get("num_key_value_heads") or heads
     if kv_heads != heads:
         raise TinyLLMError(f"this Llama has {kv_heads} key/value heads for {heads} query heads "
@@ -151,16 +142,6 @@ def config_to_llama(config, tie_word_embeddings: bool = False,
 
 # -- state dict -----------------------------------------------------------------------------
 
-def _rename(name: str, table: list) -> str | None:
-    """``name`` through the (from, to) pairs of ``table`` ({i}: a layer number); None: unknown."""
-    for src, dst in table:
-        pattern = "^" + re.escape(src).replace(r"\{i\}", r"(\d+)") + "$"
-        match = re.match(pattern, name)
-        if match:
-            return dst.replace("{i}", match.group(1)) if match.groups() else dst
-    return None
-
-
 def fuse_gate_up(sd: dict) -> dict:
     """Stack each MLP's ``gate_proj`` and ``up_proj`` weights into one ``c_fc`` weight
     [W_gate; W_up] (2I, C)."""
@@ -189,7 +170,7 @@ def state_dict_from_llama(sd: dict) -> dict:
     for name, tensor in sd.items():
         if name.endswith("rotary_emb.inv_freq"):   # older checkpoints stored this buffer
             continue
-        mine = _rename(name, _NAMES)
+        mine = rename(name, _NAMES)
         if mine is None:
             raise TinyLLMError(f"{name!r} is not a parameter of a Llama model tinyllm can load")
         out[mine] = tensor
@@ -208,7 +189,7 @@ def state_dict_to_llama(sd: dict, config=None) -> dict:
     for name, tensor in split_gate_up(split_qkv(sd)).items():
         if unscaled and name.endswith("attn.q_proj.weight"):
             tensor = tensor * math.sqrt(config.head_dim)
-        theirs = _rename(name, back)
+        theirs = rename(name, back)
         if theirs is None:
             raise TinyLLMError(f"{name!r} has no place in a Llama model")
         out[theirs] = tensor

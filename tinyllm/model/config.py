@@ -6,10 +6,11 @@ local (windowed) attention on every layer. ``tinyllm train`` trains other shapes
 (``tinyllm.model.presets``: its default, GPT-Neo's and Llama's components).
 
 The components of newer models are switches whose defaults are GPT-Neo's: ``position``
-(learned table or rotary), ``norm`` (LayerNorm or RMSNorm), ``mlp`` (plain or gated, e.g.
-SwiGLU), ``activation`` (ReLU² among them), ``bias``, ``qk_norm``, ``logit_softcap`` and
-``zero_init``. ``tinyllm.formats.gpt_neo`` and ``tinyllm.formats.llama`` say which of them
-GPT-Neo and Llama have.
+(learned table or rotary, on all of each head or a share of it), ``norm`` (LayerNorm or
+RMSNorm), ``mlp`` (plain or gated, e.g. SwiGLU), ``activation`` (ReLU² among them), ``bias``,
+``qkv_bias``, ``parallel_residual``, ``qk_norm``, ``logit_softcap`` and ``zero_init``.
+``tinyllm.formats.gpt_neo``, ``gpt_neox`` and ``llama`` say which of them GPT-Neo, GPT-NeoX and
+Llama have.
 
 A few sizes follow another field unless they are set apart from it: ``embedding_size`` is the
 ``hidden_size``; ``replace`` keeps ``max_position_embeddings`` equal to ``context_size`` and
@@ -84,12 +85,19 @@ class Config:
                                       "by their position (RoPE, Llama)", choices=POSITIONS)
     rope_theta: float = option(10000.0, "rotary base: head pair i turns by position × "
                                         "theta^(-2i/d)", metavar="THETA")
+    rotary_fraction: float = option(1.0, "share of each head's dimensions rotary turns, the rest "
+                                         "passing through unturned (GPT-NeoX and Pythia: 0.25)",
+                                    metavar="F")
     norm: str = option("layernorm", "layernorm: (x - mean) / std · γ + β (GPT-Neo); rmsnorm: "
                                     "x / rms(x) · γ (Llama)", choices=NORMS)
     mlp: str = option("plain", "plain: act(x W1) W2; gated: (act(x W_gate) ⊙ x W_up) W_down, "
                                "SwiGLU with --activation silu (Llama)", choices=MLPS)
     bias: bool = option(True, "biases in the attention output and MLP linear layers "
                               "(GPT-Neo has them, Llama not)")
+    qkv_bias: bool = option(False, "a bias on the query/key/value projection too (GPT-NeoX)")
+    parallel_residual: bool = option(False, "attention and MLP read the same input and both add "
+                                            "to it: x + Attn(Norm₁(x)) + MLP(Norm₂(x)) (GPT-J, "
+                                            "GPT-NeoX, Pythia); off: one after the other")
     qk_norm: bool = option(False, "RMS-normalise each head's queries and keys before the scores "
                                   "(and before rotary), as Qwen3 and OLMo 2")
     logit_softcap: float | None = option(None, "squash the logits smoothly into (-C, C): "
@@ -125,7 +133,8 @@ class Config:
                 continue   # left to the training run (TrainConfig.resolve); a bare model: none
             if not is_number(p) or not 0 <= p < 1:
                 raise TinyLLMError(f"{name} must be a probability in [0, 1), not {p!r}")
-        for name in ("tie_embeddings", "bias", "qk_norm", "zero_init"):
+        for name in ("tie_embeddings", "bias", "qkv_bias", "parallel_residual", "qk_norm",
+                     "zero_init"):
             if not isinstance(getattr(self, name), bool):
                 raise TinyLLMError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if self.activation not in ACTIVATIONS:
@@ -143,10 +152,14 @@ class Config:
         if cap is not None and (not is_number(cap) or not (cap > 0 and math.isfinite(cap))):
             raise TinyLLMError(f"logit_softcap must be a positive number such as 15 (or none), "
                                f"not {cap!r}")
-        if self.position == "rotary" and (self.hidden_size // self.num_heads) % 2:
-            raise TinyLLMError(f"rotary positions turn pairs of dimensions: the head size "
-                               f"hidden_size / num_heads = {self.hidden_size // self.num_heads} "
-                               "must be even")
+        fraction = self.rotary_fraction
+        if not is_number(fraction) or not 0 < fraction <= 1:
+            raise TinyLLMError(f"rotary_fraction must be a share of the head in (0, 1] such as "
+                               f"1.0 or 0.25, not {fraction!r}")
+        if self.position == "rotary" and (self.rotary_dim % 2 or self.rotary_dim == 0):
+            raise TinyLLMError(f"rotary positions turn pairs of dimensions: the dimensions turned, "
+                               f"rotary_fraction × head size = {self.rotary_dim}, must be even "
+                               "and above 0")
         layers = self.attention_layers
         if not isinstance(layers, list):
             raise TinyLLMError(f"attention_layers must be a list of 'global'/'local', one per "
@@ -176,6 +189,11 @@ class Config:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
+
+    @property
+    def rotary_dim(self) -> int:
+        """The dimensions of each head rotary turns: the first ⌊rotary_fraction · d⌋."""
+        return int(self.head_dim * self.rotary_fraction)
 
     @property
     def mlp_size(self) -> int:

@@ -22,8 +22,8 @@ def gpt_neo_model() -> Config:
 def default_model() -> Config:
     """The model ``tinyllm train`` builds (``--arch tinyllm``): ``gpt_neo_model`` with rotary
     positions, the one change that won beyond the noise in both regimes of the ladder
-    (benchmarks/ladder.py, docs/ladder.md). No Hugging Face layout holds that mix: to export,
-    train ``--arch gpt-neo`` or ``--arch llama``."""
+    (benchmarks/ladder.py, docs/ladder.md). ``tinyllm export`` writes it as a Hugging Face
+    ``GPTNeoXForCausalLM`` (every layer's window is the whole context: a global layer)."""
     return gpt_neo_model().replace(position="rotary")
 
 

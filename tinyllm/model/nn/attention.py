@@ -2,7 +2,7 @@
 
 For an input x (B, T, C) and H heads of size d = C / H:
 
-    [q k v] = x W_qkv                                 W_qkv = [W_q W_k W_v], no bias; each split
+    [q k v] = x W_qkv (+ b_qkv)                       W_qkv = [W_q W_k W_v] (a bias: qkv_bias); split
                                                       into H heads: (B, H, T, d)
     q, k = RMSNorm(q), RMSNorm(k)                     per head, with qk_norm only (Qwen3)
     q, k = rope(q, i), rope(k, j)                     rotary positions only (tinyllm.model.nn.rotary)
@@ -72,10 +72,10 @@ class Attention(nn.Module):
         self.layer_type = layer_type
         self.window = config.window_size if layer_type == "local" else None  # None: no window
         self.scale = 1.0 if config.attention == "gpt-neo" else 1.0 / math.sqrt(self.head_dim)
-        self.qkv = nn.Linear(C, 3 * C, bias=False)     # W_q, W_k, W_v stacked: one matrix product
+        self.qkv = nn.Linear(C, 3 * C, bias=config.qkv_bias)  # W_q, W_k, W_v stacked: one product
         self.out_proj = nn.Linear(C, C, bias=config.bias)
-        self.rotary = (Rotary(self.head_dim, config.rope_theta, config.max_position_embeddings)
-                       if config.position == "rotary" else None)
+        self.rotary = (Rotary(self.head_dim, config.rope_theta, config.max_position_embeddings,
+                              config.rotary_dim) if config.position == "rotary" else None)
         if config.qk_norm:   # one γ of size d for the queries, one for the keys, shared by heads
             self.q_norm = RMSNorm(self.head_dim, config.layer_norm_epsilon)
             self.k_norm = RMSNorm(self.head_dim, config.layer_norm_epsilon)
@@ -130,7 +130,8 @@ class Attention(nn.Module):
         one query needs no mask and nothing is reshaped for a sequence axis. Its twin is
         ``forward`` (the parity row "Block one-token step" holds them equal)."""
         B, C = x.shape
-        qkv = F.linear(x, self.qkv.weight).view(B, 3, self.num_heads, 1, self.head_dim)
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = qkv.view(B, 3, self.num_heads, 1, self.head_dim)
         qkv = self._normalise_and_rotate(qkv, cache.length)
         k, v = cache.update(qkv[:, 1:])                        # the window is the cache's
         y = F.scaled_dot_product_attention(qkv[:, 0], k, v, scale=self.scale)

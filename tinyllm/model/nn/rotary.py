@@ -16,6 +16,10 @@ Llama uses this layout (pairs half a head apart); the original paper and Meta's 
 neighbours (2i, 2i+1), which is the same thing after permuting W_q and W_k's rows. Keeping
 Hugging Face's layout lets a Llama from transformers load without any permutation.
 
+A model may turn only the first r = ⌊fraction · d⌋ dimensions of each head and pass the rest
+through (GPT-NeoX and Pythia turn a quarter): the formulas above then hold with r for d, over
+x's first r dimensions.
+
 ``Rotary`` computes the (cos, sin) of every position once, when it is built, and keeps them as
 buffers (float32, not saved with the weights); each attention layer rotates its new queries and
 keys with the rows of their positions, so keys enter the key/value cache already rotated.
@@ -25,15 +29,18 @@ from torch import nn
 
 
 class Rotary(nn.Module):
-    """rope(x, p) for positions 0 .. max_positions - 1 (no parameters; the tables are buffers)."""
+    """rope(x, p) for positions 0 .. max_positions - 1 (no parameters; the tables are buffers),
+    on the first ``dims`` dimensions of each head (None: all ``head_dim``)."""
 
-    def __init__(self, head_dim: int, base: float = 10000.0, max_positions: int = 2048):
+    def __init__(self, head_dim: int, base: float = 10000.0, max_positions: int = 2048,
+                 dims: int | None = None):
         super().__init__()
         self.head_dim, self.base, self.max_positions = head_dim, base, max_positions
+        self.dims = head_dim if dims is None else dims
         self._build(None)
 
     def _build(self, device) -> None:
-        d = self.head_dim
+        d = self.dims
         inv_freq = 1.0 / self.base ** (torch.arange(0, d, 2, device=device).float() / d)  # θ_i
         angles = torch.arange(self.max_positions, device=device).float()[:, None] * inv_freq
         angles = torch.cat((angles, angles), dim=-1)                           # (P, d)
@@ -49,15 +56,20 @@ class Rotary(nn.Module):
         return self
 
     def tables(self, pos: int, T: int):
-        """(cos, sin), each (T, d), of positions pos .. pos + T - 1."""
+        """(cos, sin), each (T, r), of positions pos .. pos + T - 1."""
         return self.cos[pos:pos + T], self.sin[pos:pos + T]
 
     def forward(self, x: torch.Tensor, pos: int = 0) -> torch.Tensor:
         """x (..., T, d) rotated as if it sits at positions pos .. pos + T - 1."""
-        return apply_rotary(x, *self.tables(pos, x.shape[-2]))
+        cos, sin = self.tables(pos, x.shape[-2])
+        if self.dims == self.head_dim:
+            return apply_rotary(x, cos, sin)
+        turned, passed = x[..., :self.dims], x[..., self.dims:]       # (..., T, r), (..., T, d - r)
+        return torch.cat((apply_rotary(turned, cos, sin), passed), dim=-1)
 
     def extra_repr(self) -> str:
-        return f"head_dim={self.head_dim}, base={self.base:g}"
+        part = "" if self.dims == self.head_dim else f", dims={self.dims}"
+        return f"head_dim={self.head_dim}{part}, base={self.base:g}"
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
