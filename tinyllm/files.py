@@ -9,6 +9,9 @@ the work of one still running (``remove_temporaries``).
 
     $TINYLLM_HOME            the cache (default ~/.cache/tinyllm): GPT-2's tokenizer, TinyStories,
                              trained tokenizers, prepared tokens (``home``)
+
+A directory that is later trusted carries a checksum manifest (``write_manifest``,
+``check_manifest``).
 """
 import errno
 import fcntl
@@ -127,6 +130,74 @@ def atomic_dir(path):
             os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+# -- checksums --------------------------------------------------------------------------------
+# A directory tinyllm writes and later trusts (a model directory, a run's last/) holds MANIFEST:
+# the SHA-256 and size of each of its files, written after them. Before such a directory is
+# used, ``check_manifest`` hashes its files again: a flipped bit anywhere is found before any of
+# it is used. A directory without a manifest (older tinyllm, Hugging Face) is read unchecked.
+
+MANIFEST = "checksums.json"
+
+
+class DamagedFile(TinyLLMError):
+    """A file is not what tinyllm wrote (its checksum differs, it is missing, or its values are
+    not finite): it is never used."""
+
+
+def file_digest(path) -> str:
+    """The SHA-256 of the file ``path``, in hex."""
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_manifest(directory, names) -> Path:
+    """Record the checksum and size of each file ``names`` of ``directory`` in its MANIFEST,
+    atomically (call it after the files are written)."""
+    directory = Path(directory)
+    files = {name: {"sha256": file_digest(directory / name),
+                    "bytes": (directory / name).stat().st_size} for name in names}
+    return write_json(directory / MANIFEST, {"files": files})
+
+
+def forget_manifest(directory) -> None:
+    """Remove ``directory``'s MANIFEST before its files are replaced one by one: a process killed
+    before the new one is written leaves a directory that is read unchecked, never one refused."""
+    (Path(directory) / MANIFEST).unlink(missing_ok=True)
+
+
+_verified: dict = {}    # (path, inode, size, mtime) of files verified by this process
+
+
+def check_manifest(directory) -> bool:
+    """Check every file ``directory``'s MANIFEST lists against its checksum; False when there is
+    no manifest. A file that differs or is missing is a ``DamagedFile`` naming it. A file this
+    process verified already, unchanged since (same inode, size and modification time), is not
+    hashed again."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        return False
+    manifest = read_json(directory / MANIFEST, "tinyllm checksum manifest")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
+        raise DamagedFile(f"{directory / MANIFEST} is damaged (not a tinyllm checksum manifest)")
+    for name, expected in files.items():
+        path = directory / name
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise DamagedFile(f"{path} is missing ({MANIFEST} lists it)") from None
+        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if _verified.get(key) == expected["sha256"]:
+            continue
+        if st.st_size != expected.get("bytes") or file_digest(path) != expected["sha256"]:
+            raise DamagedFile(f"{path} is damaged (its checksum is not the one {MANIFEST} "
+                              "recorded when it was written)")
+        _verified[key] = expected["sha256"]
+    return True
 
 
 # -- what killed writers leave ----------------------------------------------------------------

@@ -150,3 +150,22 @@ def test_a_time_budget_sets_its_regularisation_from_the_speed(tmp_path, home, ca
     assert measured[0].endswith(f"weight decay {saved['weight_decay']:.2g}")
     logged = [r for r in rows(out / "metrics.jsonl") if "loss" in r]
     assert logged and all(r["threads"] == 1 for r in logged)    # OMP_NUM_THREADS=1 (conftest)
+
+
+@pytest.mark.parametrize("how", ["--resume-if-exists", "TORCHELASTIC_RESTART_COUNT=1"])
+def test_the_same_command_line_continues_a_run_when_asked(tmp_path, home, capsys, monkeypatch,
+                                                          how):
+    """A scheduler's rerun (--resume-if-exists) or torchrun's restart of the group continues the
+    run the directory holds, as --resume does; only the same run (a fresh directory starts)."""
+    flag = [how] if how.startswith("--") else []
+    if not flag:
+        monkeypatch.setenv(*how.split("="))
+    out = tmp_path / "run"
+    command = ["train", "--data", "sample", "--out", str(out), "--eval-every", "0", *TINY, *flag]
+    assert main([*command, "--max-steps", "2"]) == 0
+    assert capsys.readouterr().err.startswith("training ")          # nothing to continue yet
+    assert main([*command, "--max-steps", "4"]) == 0
+    assert capsys.readouterr().err.startswith("continuing from step 2:")
+    assert [r["step"] for r in rows(out / "metrics.jsonl") if "loss" in r][-1] == 4
+    assert main([*command, "--max-steps", "6", "--hidden", "64"]) == 1
+    assert "holds another run (--hidden differs)" in capsys.readouterr().err

@@ -259,6 +259,7 @@ def test_a_run_saved_before_the_byte_rule_keeps_its_held_out_documents(tmp_path,
     cfg = json.loads(saved.read_text())
     del cfg["val_by"]
     saved.write_text(json.dumps(cfg))
+    (out / "last" / "checksums.json").unlink()              # an older run had none
     assert main(["train", "--resume", str(out), "--max-steps", "4"]) == 0
     assert "the last 11 of 205 documents" in capsys.readouterr().err     # ceil(0.05 × 205)
     assert main(["eval", "--model", str(out), "--json"]) == 0

@@ -464,3 +464,44 @@ def test_a_tail_starts_at_a_line_when_one_is_near(tmp_path, tok, monkeypatch):
     train, val, how = tf.holdout(0.1)                     # no line near: between words
     assert how.endswith("cut between words") and tok.decode(val.tokens).startswith(" w")
     assert abs(val.num_bytes - 0.1 * tf.num_bytes) <= 40
+
+
+# ----------------------------------------------------------------------------- damage
+
+@pytest.mark.parametrize("damage", ["an id above the vocabulary", "a valid but wrong id",
+                                    "a moved split offset"])
+def test_a_damaged_cache_entry_is_prepared_again(tmp_path, tok, text_file, damage):
+    """The cache entry's checksums are checked when it is reused: same size, other bytes."""
+    cache = tmp_path / "c"
+    first = tk.prepare(text_file, tok, cache_dir=cache)
+    expected, documents = np.array(first.tokens), np.array(first.document_starts)
+    name, offset, value = {"an id above the vocabulary": ("tokens.bin", 2, b"\xff\xff"),
+                           "a valid but wrong id": ("tokens.bin", 2, b"\x41\x00"),
+                           "a moved split offset": ("documents.bin", 16, b"\x01")}[damage]
+    with open(first.directory / name, "r+b") as f:
+        f.seek(offset)
+        f.write(value)
+    files._verified.clear()                          # a later run
+    again = tk.prepare(text_file, tok, cache_dir=cache)
+    assert np.array_equal(again.tokens, expected)
+    assert np.array_equal(again.document_starts, documents)
+
+
+def test_no_space_left_while_preparing_is_one_line(tmp_path, tok, text_file, monkeypatch):
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(tk._TokenWriter, "write", full)
+    with pytest.raises(files.WriteError, match="no space left") as e:
+        tk.prepare(text_file, tok, cache_dir=tmp_path / "c")
+    assert "\n" not in str(e.value) and list((tmp_path / "c").iterdir()) == []
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_data_that_is_not_a_regular_file_says_so(tmp_path, special):
+    path = tmp_path / "pipe"
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path = special
+    with pytest.raises(TinyLLMError, match="is not a regular file"):
+        open_source(str(path))

@@ -321,3 +321,44 @@ def test_bad_requests_get_one_clear_line(model, call, message):
         call(model)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+class _Request:
+    """What ``server.read_json`` reads of a request: its headers and its body, in chunks."""
+
+    def __init__(self, body: bytes):
+        self.headers = {"content-type": "application/json", "content-length": str(len(body))}
+        self.body = body
+
+    async def stream(self):
+        yield self.body
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"[" * 100_000 + b"]" * 100_000, "nests"),
+    (b'{"text": "a", "seed": ' + b"9" * 5000 + b"}", "digits"),
+    (b'{"text": "a", "seed": -' + b"9" * 30 + b"}", "digits"),
+])
+def test_hostile_json_bodies_are_one_line_400s(body, message):
+    import asyncio
+    pytest.importorskip("starlette")
+    from tinyllm.explore import server
+    with pytest.raises(TinyLLMError, match=message) as e:        # a 400 with {"error": ...}
+        asyncio.run(server.read_json(_Request(body), server.FIELDS["stream"]))
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200
+
+
+def test_a_request_closed_half_sent_is_answered_without_a_traceback():
+    import asyncio
+    pytest.importorskip("starlette")
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
+    from tinyllm.explore import server
+
+    class Closed(_Request):
+        async def stream(self):
+            yield b'{"text": "Once'
+            raise ClientDisconnect()
+    with pytest.raises(HTTPException) as e:
+        asyncio.run(server.read_json(Closed(b"x" * 100), server.FIELDS["stream"]))
+    assert e.value.status_code == 400

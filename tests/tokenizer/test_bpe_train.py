@@ -161,6 +161,24 @@ def test_load_tokenizer_bpe_n_trains_once_and_caches(tmp_path, monkeypatch):
         ["bpe-260-", "bpe-270-", "bpe-270-"]  # no temporary directory left behind
 
 
+def test_the_tokenizer_cache_is_checked_and_tidied(tmp_path, monkeypatch):
+    """A cached bpe-N whose files were changed is trained again; the temporaries a killed
+    training left (its process gone) are removed."""
+    from tinyllm import files
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("The little dog ran to the park.\n" * 50, encoding="utf-8")
+    first = load_tokenizer("bpe-270", train_text=corpus)
+    merges = (first.path / "merges.txt").read_text("utf-8")
+    (first.path / "merges.txt").write_text(merges.replace("\n", "\n\n", 3), "utf-8")
+    left = first.path.parent / f".bpe-270-x.tmp-999999-{files._host()}-abcd1234"  # gone
+    left.mkdir()
+    files._verified.clear()
+    again = load_tokenizer("bpe-270", train_text=corpus)
+    assert (again.path / "merges.txt").read_text("utf-8") == merges
+    assert not left.exists()
+
+
 def test_load_tokenizer_other_specs(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYLLM_HOME", str(tmp_path / "home"))
     assert load_tokenizer("builtin").vocab_size == 1024

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from safetensors.torch import load_file
 
 from tinyllm.model.config import Config
 from tinyllm.data.tokens import random_batches, rank_shard
@@ -113,9 +114,10 @@ def test_shards_and_batches_cut_from_a_tensor():
 
 # -- through the CLI, under torchrun ----------------------------------------------------------
 
-def torchrun(args, home, **popen):
+def torchrun(args, home, max_restarts=0, **popen):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TINYLLM_HOME": str(home)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--max-restarts", str(max_restarts),
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
            "-m", "tinyllm", "train", *args]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -138,6 +140,23 @@ def worker_pid(parent: int, rank: int) -> int | None:
     return None
 
 
+def signal_rank_1(proc, out: Path, logged: int, signum) -> tuple[str, str]:
+    """Send ``signum`` to the torchrun worker of rank 1 once ``out`` has ``logged`` metrics
+    rows; torchrun's (stdout, stderr) when it has ended."""
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if (out / "metrics.jsonl").is_file() and len(rows(out / "metrics.jsonl")) >= logged:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(worker_pid(proc.pid, 1), signum)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_torchrun_sigterm_one_rank_then_resume_exactly(tmp_path):
     """SIGTERM to rank 1 alone stops both ranks at the same step; rank 0 saves; a resumed
@@ -148,18 +167,7 @@ def test_torchrun_sigterm_one_rank_then_resume_exactly(tmp_path):
               "--dropout", "0.1", "--weight-decay", "2.0", *TINY]   # not chosen by the budget
     b = tmp_path / "b"
     proc = torchrun(["--out", str(b), "--max-steps", "100000", *common], home)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            if (b / "metrics.jsonl").is_file() and len(rows(b / "metrics.jsonl")) >= 2:
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()
-        os.kill(worker_pid(proc.pid, 1), signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, stderr = signal_rank_1(proc, b, 2, signal.SIGTERM)
     assert stderr.count("Continue with: tinyllm train --resume") == 1, stderr
     stopped = json.loads((b / "last" / "trainer_state.json").read_text())["step"]
     assert stopped >= 2 and stopped < 100000
@@ -179,3 +187,36 @@ def test_torchrun_sigterm_one_rank_then_resume_exactly(tmp_path):
     b_loss = [r["loss"] for r in b_rows if "loss" in r]
     assert b_loss == pytest.approx(a_loss, abs=1e-6)
     assert GPT.from_pretrained(b).config.num_layers == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_torchrun_restarts_a_killed_worker_and_the_run_continues_exactly(tmp_path):
+    """kill -9 of rank 1 under --max-restarts 1: the restarted group runs the same command line,
+    which continues from last/; the finished run equals an uninterrupted one (dropout on: every
+    rank's generator states come back). Without restarts, the survivor stops with one line."""
+    home = tmp_path / "home"
+    common = ["--data", "sample", "--max-steps", "16", "--decay-steps", "16", "--log-every", "1",
+              "--eval-every", "0", "--save-every", "4", "--dropout", "0.1", "--weight-decay",
+              "2.0", *TINY]
+
+    def killed(out, restarts):
+        proc = torchrun(["--out", str(out), *common], home, max_restarts=restarts)
+        return proc, signal_rank_1(proc, out, 6, signal.SIGKILL)
+
+    proc, (stdout, stderr) = killed(tmp_path / "b", 1)
+    assert proc.returncode == 0, stderr
+    assert "continuing from step 4" in stderr or "continuing from step 8" in stderr, stderr
+    p = torchrun(["--out", str(tmp_path / "a"), *common], home)
+    assert p.communicate(timeout=120) and p.returncode == 0
+    a, b = (rows(tmp_path / d / "metrics.jsonl") for d in ("a", "b"))
+    assert [r["step"] for r in b if "loss" in r] == list(range(1, 17))
+    assert [r["loss"] for r in b if "loss" in r] == pytest.approx(
+        [r["loss"] for r in a if "loss" in r], abs=1e-5)
+    wa, wb = (load_file(str(tmp_path / d / "last" / "model.safetensors")) for d in ("a", "b"))
+    assert all(torch.allclose(wa[k], wb[k], rtol=0, atol=1e-5) for k in wa)
+
+    proc, (_, stderr) = killed(tmp_path / "c", 0)
+    assert proc.returncode != 0
+    ours = [line for line in stderr.splitlines() if line.startswith("tinyllm train")]
+    assert len(ours) == 1 and "rank 1" in ours[0] and "last (step" in ours[0], stderr
+    assert "[rank0]" not in stderr

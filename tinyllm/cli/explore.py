@@ -100,7 +100,8 @@ def load_checkpoints(path, compare=None, device="cpu") -> tuple[dict, dict]:
                                "one to read text")
         checkpoints[name] = model
         info = run_info(model, metrics if source == path else None)
-        info.update(name=name, label=_label(name, source, info), path=str(source))
+        info.update(name=name, label=_label(name, source, info), path=source.name)  # no more
+        # of the machine's paths than the directory's name
         described.append(info)
     return checkpoints, {"checkpoints": described}
 

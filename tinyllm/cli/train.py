@@ -26,6 +26,11 @@ def add(sub):
     g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (options given "
                                                    "again override its settings, e.g. a larger "
                                                    "--max-steps)")
+    g.add_argument("--resume-if-exists", action="store_true",
+                   help="with --out DIR: continue the run DIR holds, if any, as --resume DIR does "
+                        "(it must be the same run: data, model, tokenizer, optimizer), else start "
+                        "it; for schedulers that rerun a job. A group torchrun restarts does this "
+                        "by itself")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument_group(MODEL).add_argument(
         "--arch", choices=list(ARCHITECTURES),
@@ -42,26 +47,42 @@ def add(sub):
 def run(args) -> int:
     from ..train.checkpoint import find_resumable, run_dir, saved_train_config
     from ..train.device import resolve_device
-    from ..train.distributed import process_group
-    from ..train.start import new_run_dir, train
+    from ..train.distributed import peer_failed, process_group
+    from ..train.start import existing_run, new_run_dir, restarted_by_torchrun, same_run, train
 
     if args.resume and args.arch:
         raise TinyLLMError("--arch sets up a new model: leave it out with --resume (the model "
                            "comes from the checkpoint)")
-    if args.resume:
-        source = find_resumable(args.resume)
-        saved = TrainConfig.from_dict(saved_train_config(source))
-        cfg = saved.resumed(**config_changes(args, saved))
-        out = Path(args.out) if args.out else run_dir(source)
-    elif args.out:
-        base = TrainConfig(model=ARCHITECTURES[args.arch or "tinyllm"]())
-        cfg = replace(base, **config_changes(args, base))
-        out = new_run_dir(args.out)
-    else:
+    if not (args.out or args.resume):
         raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
+    source, fresh = find_resumable(args.resume) if args.resume else None, None
+    if not args.resume:
+        base = TrainConfig(model=ARCHITECTURES[args.arch or "tinyllm"]())
+        fresh = cfg = replace(base, **config_changes(args, base))
+        # a rerun (--resume-if-exists) or torchrun's restart of the group continues the run
+        if args.resume_if_exists or restarted_by_torchrun():
+            source = existing_run(args.out)
+        if source is None:
+            new_run_dir(args.out)
+    if source is not None:
+        saved = TrainConfig.from_dict(saved_train_config(source))
+        if fresh is not None and (differs := same_run(fresh, saved)) is not None:
+            raise TinyLLMError(f"{args.out} holds another run ({differs} differs): continue it "
+                               "with --resume, or choose another --out")
+        cfg = saved.resumed(**config_changes(args, saved))
+    out = Path(args.out) if args.out else run_dir(source)
+    resume_from = args.resume or (args.out if source is not None else None)
     with process_group(resolve_device(cfg.device)) as dist:   # torchrun: join the others
-        summary = train(cfg, out, resume_from=args.resume, dist=dist, progress=not args.quiet,
-                        on_start=_print_start if dist.is_main else None)
+        try:
+            summary = train(cfg, out, resume_from=resume_from, dist=dist,
+                            progress=not args.quiet, on_start=_print_start if dist.is_main else None)
+        except RuntimeError as e:
+            if not peer_failed(e, dist):
+                raise
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)   # torchrun's, which follows: say why
+            raise TinyLLMError(f"{dist.failed_rank()} of this run stopped (its connection to rank "
+                               f"{dist.rank} failed), so rank {dist.rank} stops too; "
+                               f"{_intact_checkpoint(out)}") from None
         if summary["signal"] is not None:
             if dist.is_main:
                 print(f"stopped at step {summary['steps']} "
@@ -71,6 +92,16 @@ def run(args) -> int:
         if dist.is_main:
             _print_summary(summary, out, cfg)
     return 0
+
+
+def _intact_checkpoint(out: Path) -> str:
+    from ..train.checkpoint import LAST, saved_step
+    try:
+        step = saved_step(out / LAST)
+    except TinyLLMError:
+        return f"no checkpoint of this run was saved yet in {out}"
+    return (f"{out / LAST} (step {step}) is intact: torchrun --max-restarts continues from it by "
+            f"itself, or run again with --resume {out}")
 
 
 def _print_start(model, splits, plan, dist, resumed):

@@ -107,6 +107,9 @@ def open_source(spec, *, split: str = "train", text_field: str = "text") -> "Sou
         return _single_file(path, text_field)
     if any(c in text for c in "*?["):
         return _glob(text, text_field)
+    if path.exists():                 # a FIFO, a device such as /dev/zero, a socket
+        raise TinyLLMError(f"data {text} is not a regular file (a pipe or a device: tinyllm "
+                           f"reads a file twice, and needs its size): give {FORMATS_HINT}")
     raise TinyLLMError(f"data {text} does not exist (not a file, a folder or a glob that "
                        f"matches): give {FORMATS_HINT}")
 

@@ -6,7 +6,8 @@
     'bpe-N'       a byte-level BPE of N tokens trained on the run's training text, and cached in
                   $TINYLLM_HOME/tokenizers/bpe-N-<key>/, the key made from the text's content
                   (``Source.identity``) and N: the same text gives the same tokenizer, without
-                  training it again
+                  training it again (an entry whose checksums fail is trained again; what a
+                  killed training left is removed)
 
 Training a BPE needs the data, so it happens here, in the data layer, not in the tokenizer's.
 """
@@ -14,9 +15,10 @@ import hashlib
 from pathlib import Path
 
 from ..errors import TinyLLMError
-from ..files import atomic_dir, home
+from ..files import (DamagedFile, atomic_dir, check_manifest, home, remove_temporaries,
+                     write_manifest)
 from ..tokenizer import Tokenizer, bpe_train
-from ..tokenizer.tokenizer import is_tokenizer_dir
+from ..tokenizer.tokenizer import TOKENIZER_FILES, is_tokenizer_dir
 from .documents import open_source
 
 
@@ -38,15 +40,30 @@ def load_tokenizer(spec="gpt2", train_text=None, backend: str = "fast",
         source = open_source(train_text, split="train", text_field=text_field)
         key = hashlib.sha256(f"{source.identity()}\n{int(size)}".encode()).hexdigest()[:16]
         directory = home() / "tokenizers" / f"bpe-{int(size)}-{key}"
-        if not is_tokenizer_dir(directory):
+        if directory.parent.is_dir():
+            remove_temporaries(directory.parent)  # of trainings killed before they finished
+        if not _cached(directory):
             with atomic_dir(directory) as tmp:   # a half-written cache entry is never seen
                 bpe_train.train_bpe_fast((piece for piece, _ in source.pieces()), int(size),
                                          out=tmp)
+                write_manifest(tmp, TOKENIZER_FILES)
         return Tokenizer(directory, backend=backend)
     if Path(spec).expanduser().is_dir():
         return Tokenizer(spec, backend=backend)
     raise TinyLLMError(f"unknown tokenizer {spec!r}: use gpt2, builtin, bpe-N (e.g. bpe-4096, "
                        "trained on the data) or a directory with vocab.json and merges.txt")
+
+
+def _cached(directory: Path) -> bool:
+    """A trained tokenizer is in the cache entry ``directory``, its checksums intact (a damaged
+    one is trained again)."""
+    if not is_tokenizer_dir(directory):
+        return False
+    try:
+        check_manifest(directory)
+    except DamagedFile:
+        return False
+    return True
 
 
 __all__ = ["load_tokenizer"]

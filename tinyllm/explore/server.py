@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -37,6 +38,7 @@ from . import api
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 256 * 1024      # bytes: room for api.MAX_TEXT_CHARS characters, however escaped
+MAX_DIGITS = 20            # an integer in a request: seeds, positions and counts fit in 20 digits
 SAMPLING = ("temperature", "top_k", "top_p")
 FIELDS = {   # what each POST endpoint accepts besides "model"
     "analyze": ("text", "position", *SAMPLING, "top", "layer", "lens"),
@@ -124,19 +126,25 @@ async def read_json(request, fields) -> dict:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise _too_large()
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise _too_large()
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise _too_large()
+    except ClientDisconnect:        # closed half-sent: nobody to answer, nothing to log
+        raise HTTPException(400, "the request was closed before its body was sent") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TinyLLMError(f"the request is not UTF-8 text (byte {e.start} is {raw[e.start]:#04x}): "
                            "send the text as UTF-8") from None
     try:
-        body = json.loads(text, parse_constant=_no_constant)
+        body = json.loads(text, parse_constant=_no_constant, parse_int=_small_int)
     except json.JSONDecodeError as e:
         raise TinyLLMError(f"the request is not valid JSON ({e.msg} at character {e.pos})") from None
+    except RecursionError:
+        raise TinyLLMError("the request nests arrays or objects too deeply: send a flat JSON "
+                           'object such as {"text": "Once upon a time"}') from None
     if not isinstance(body, dict):
         raise TinyLLMError('the request must be a JSON object such as {"text": "Once upon a time"}')
     unknown = sorted(set(body) - set(fields) - {"model"})
@@ -145,6 +153,13 @@ async def read_json(request, fields) -> dict:
     if "text" in fields and "text" not in body:
         raise TinyLLMError('the request has no "text": send {"text": "..."}')
     return body
+
+
+def _small_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise TinyLLMError(f"a number of {len(digits.lstrip('-')):,} digits is not one this API "
+                           f"accepts: send numbers of at most {MAX_DIGITS} digits")
+    return int(digits)
 
 
 def _no_constant(name):

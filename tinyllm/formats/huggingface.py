@@ -21,7 +21,7 @@ from ..tokenizer import EOT, Tokenizer
 from ..tokenizer.tokenizer import is_tokenizer_dir
 from . import gpt_neo, gpt_neox, llama
 from .directory import CONFIG, WEIGHTS, is_model_dir
-from .weights import ModelFiles, read_safetensors, write_safetensors
+from .weights import ModelFiles, check_finite, read_safetensors, write_safetensors
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
 WEIGHTS_PICKLE = "pytorch_model.bin"
@@ -100,7 +100,9 @@ def read_hf_weights(directory: Path) -> dict:
         return {k: v for shard in shards for k, v in read_safetensors(directory / shard).items()}
     if (directory / WEIGHTS_PICKLE).is_file():
         # weights_only: plain tensors are read, no code is ever unpickled
-        return torch.load(directory / WEIGHTS_PICKLE, map_location="cpu", weights_only=True)
+        state = torch.load(directory / WEIGHTS_PICKLE, map_location="cpu", weights_only=True)
+        check_finite(state, directory / WEIGHTS_PICKLE)
+        return state
     raise TinyLLMError(f"{directory} has no {WEIGHTS} or {WEIGHTS_PICKLE}: give a Hugging Face "
                        "model directory")
 

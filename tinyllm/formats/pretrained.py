@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 
 from ..errors import TinyLLMError
-from ..files import read_json
+from ..files import DamagedFile, read_json
 from ..tokenizer.tokenizer import TOKENIZER_FILES
-from .directory import CONFIG, read_model_dir
+from .directory import (CONFIG, LAST, TRAINER_STATE, read_model_dir, saying_what_is_intact,
+                        verify)
 from .huggingface import WEIGHTS_PICKLE, read_hf
 from .weights import ModelFiles
 
@@ -27,7 +28,12 @@ def read_model(name_or_path) -> ModelFiles:
     if not (directory / CONFIG).is_file():
         raise TinyLLMError(f"{directory} has no config.json: give a Hugging Face GPT-Neo or "
                            "Llama model directory or a tinyllm checkpoint")
+    verify(directory)                       # its checksums, when tinyllm wrote it
     meta = read_json(directory / CONFIG, "model config.json")
+    if "tinyllm" not in meta and any((directory / n).exists() for n in (LAST, TRAINER_STATE)):
+        with saying_what_is_intact(directory):      # a run's directory: not a Hugging Face one
+            raise DamagedFile(f"{directory / CONFIG} is damaged: it has no 'tinyllm' entry, "
+                              "though a tinyllm training run wrote this directory")
     return read_model_dir(directory, meta) if "tinyllm" in meta else read_hf(directory, meta)
 
 

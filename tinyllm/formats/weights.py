@@ -7,17 +7,29 @@ from typing import Callable
 from safetensors.torch import save_file
 
 from ..errors import TinyLLMError
-from ..files import atomic_file
+from ..files import DamagedFile, atomic_file
 
 
 def read_safetensors(file) -> dict:
-    """The tensors of a safetensors file; anything else (a pickle, say) is refused, unread."""
+    """The tensors of a safetensors file, every one finite; anything else (a pickle, say) is
+    refused, unread."""
     from safetensors.torch import load_file
     try:
-        return load_file(str(file))
+        tensors = load_file(str(file))
     except Exception as e:  # safetensors' own error type, OSError, ...: not a weights file
         raise TinyLLMError(f"{file} is not a readable safetensors file ({type(e).__name__}): "
                            "tinyllm only loads safetensors, never pickles") from None
+    check_finite(tensors, file)
+    return tensors
+
+
+def check_finite(tensors: dict, source) -> None:
+    """A ``DamagedFile`` naming the first tensor of ``tensors`` that holds a NaN or infinity:
+    no training run saves one (it stops first), so the file is damaged."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise DamagedFile(f"{source} is damaged: {name} holds values that are not finite "
+                              "(NaN or infinity)")
 
 
 def write_safetensors(tensors: dict, file) -> None:
@@ -59,4 +71,4 @@ class ModelFiles:
         model.load_state_dict(state)
 
 
-__all__ = ["read_safetensors", "write_safetensors", "check_state_fits", "ModelFiles"]
+__all__ = ["read_safetensors", "check_finite", "write_safetensors", "check_state_fits", "ModelFiles"]

@@ -23,6 +23,7 @@ or the formulas written out) is no hyper-parameter: it is chosen at run time
 (``tinyllm.model.nn.kernels``).
 """
 import math
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from ..errors import TinyLLMError, is_number, whole_number
@@ -179,6 +180,19 @@ class Config:
         if self.context_size > self.max_position_embeddings:
             raise TinyLLMError(f"context_size ({self.context_size}) exceeds "
                                f"max_position_embeddings ({self.max_position_embeddings})")
+        self._check_fits_memory()
+
+    def _check_fits_memory(self) -> None:
+        """Sizes whose model would need more memory than this machine has (a hostile or mistyped
+        config.json: hidden size 10⁶, 10⁵ layers) are refused here, before anything is built."""
+        from .flops import numbers_held
+        parameters, numbers = numbers_held(self)
+        memory = machine_memory()
+        if memory is not None and 4 * numbers > memory:
+            raise TinyLLMError(f"a model of these sizes would have {parameters:,} parameters "
+                               f"({4 * numbers / 1e9:,.1f} GB as float32), more than the "
+                               f"{memory / 1e9:.1f} GB of memory this machine has: give a smaller "
+                               "hidden_size, num_layers, vocab_size or context size")
 
     @property
     def attention_pattern(self) -> list:
@@ -234,6 +248,14 @@ class Config:
             changes["attention_layers"] = repeat_pattern(self.attention_layers,
                                                          changes["num_layers"])
         return replace(self, **changes)
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def layer_pattern(layers: list) -> list:

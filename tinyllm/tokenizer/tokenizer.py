@@ -41,9 +41,15 @@ class Tokenizer:
             self.vocab: dict[str, int] = json.loads((directory / "vocab.json").read_text("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise TinyLLMError(f"{directory / 'vocab.json'} is not a JSON vocabulary ({e})") from None
+        check_vocab(self.vocab, directory / "vocab.json")
         self.merges = read_merges(directory / "merges.txt")
         if EOT not in self.vocab:
             raise TinyLLMError(f"{directory / 'vocab.json'} has no {EOT} token")
+        for rank, (a, b) in enumerate(self.merges, 1):
+            if a not in self.vocab or b not in self.vocab or a + b not in self.vocab:
+                raise TinyLLMError(f"merge rule {rank} of {directory / 'merges.txt'} ({a} {b!s}) "
+                                   "joins tokens that are not in vocab.json: are these files "
+                                   "from the same tokenizer?")
         self.backend = backend
         if backend == "fast":
             self._impl = _fast_tokenizer(self.vocab, self.merges)
@@ -103,16 +109,33 @@ class Tokenizer:
 def read_merges(path) -> list[tuple[str, str]]:
     """The merge rules of a ``merges.txt``, in rank order (an optional ``#version`` line skipped)."""
     merges = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line or (n == 1 and line.startswith("#version")):
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2:
-                raise TinyLLMError(f"{path}:{n} is not a merge rule ('a b'): {line[:40]!r}")
-            merges.append((parts[0], parts[1]))
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line or (n == 1 and line.startswith("#version")):
+                    continue
+                parts = line.split(" ")
+                if len(parts) != 2:
+                    raise TinyLLMError(f"{path}:{n} is not a merge rule ('a b'): {line[:40]!r}")
+                merges.append((parts[0], parts[1]))
+    except UnicodeDecodeError:
+        raise TinyLLMError(f"{path} is not UTF-8 text: a merges.txt holds one merge rule "
+                           "('a b') a line") from None
     return merges
+
+
+def check_vocab(vocab, path) -> None:
+    """A GPT-2 vocab.json maps each token (a string) to its id, the ids 0 .. size - 1 each once."""
+    if not isinstance(vocab, dict):
+        raise TinyLLMError(f"{path} is not a vocabulary (a JSON object of token: id was expected)")
+    ids = set()
+    for token, i in vocab.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(vocab) or i in ids:
+            raise TinyLLMError(f"{path} gives token {token[:40]!r} the id {str(i)[:40]}: the ids "
+                               f"of a vocabulary of {len(vocab):,} tokens are 0..{len(vocab) - 1}, "
+                               "each once")
+        ids.add(i)
 
 
 def _fast_tokenizer(vocab: dict, merges: list):

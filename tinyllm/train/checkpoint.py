@@ -12,6 +12,9 @@ where it stopped:
     trainer_state.json   step, tokens seen, elapsed time, best validation loss, processes
     train_config.json    the run's ``TrainConfig``
     metrics.jsonl        the metrics logged so far
+    checksums.json       the SHA-256 of each file above, checked before any of it is used
+                         (``tinyllm.formats.directory.verify``): resume never trains on damaged
+                         state
 
 ``RunState`` is what changes as a run goes (everything above but the weights, the optimizer and
 the configuration); ``save`` writes it whole and ``load`` reads it whole. The learning-rate
@@ -30,14 +33,15 @@ from pathlib import Path
 import torch
 
 from ..errors import TinyLLMError
-from ..files import atomic_dir, read_json, read_metrics, remove_temporaries, write_json, write_metrics
-from ..formats.directory import CONFIG, WEIGHTS, is_model_dir, load_weights, write_model_files
+from ..files import (atomic_dir, read_json, read_metrics, remove_temporaries, write_json,
+                     write_manifest, write_metrics)
+from ..formats.directory import (CONFIG, LAST, TRAINER_STATE, WEIGHTS, is_model_dir,
+                                 load_weights, verify, write_model_files)
 from ..formats.weights import read_safetensors, write_safetensors
 
-LAST, METRICS, LOSS_PLOT = "last", "metrics.jsonl", "loss.png"     # in a run directory
+METRICS, LOSS_PLOT = "metrics.jsonl", "loss.png"     # in a run directory, beside LAST
 OPTIMIZER_TENSORS, OPTIMIZER_JSON = "optimizer.safetensors", "optimizer.json"
 RNG = "rng.safetensors"
-TRAINER_STATE = "trainer_state.json"
 TRAIN_CONFIG = "train_config.json"
 
 
@@ -58,7 +62,7 @@ class RunState:
 def save(path, model, optimizer, state: RunState, train_config: dict) -> None:
     """Write a training checkpoint to directory ``path`` atomically, replacing any old one."""
     with atomic_dir(path) as tmp:
-        write_model_files(model, tmp)
+        names = write_model_files(model, tmp)
         tensors, meta = optimizer_state_to_flat(optimizer.state_dict())
         write_safetensors(tensors, tmp / OPTIMIZER_TENSORS)
         write_safetensors(state.rng, tmp / RNG)
@@ -69,20 +73,26 @@ def save(path, model, optimizer, state: RunState, train_config: dict) -> None:
         write_json(tmp / TRAINER_STATE, scalars)
         write_json(tmp / TRAIN_CONFIG, train_config)
         write_metrics(tmp / METRICS, state.metrics)
+        write_manifest(tmp, names + [OPTIMIZER_TENSORS, RNG, OPTIMIZER_JSON, TRAINER_STATE,
+                                     TRAIN_CONFIG, METRICS])
 
 
 def load(path, model, optimizer) -> RunState:
     """Load training checkpoint ``path`` into ``model`` and ``optimizer`` (built like the saved
-    ones) and return its ``RunState``."""
+    ones) and return its ``RunState``. Its files are checked against its checksums first."""
     path = Path(path)
     if not is_training_checkpoint(path):
         raise TinyLLMError(f"{path} is not a tinyllm training checkpoint (no {TRAINER_STATE}): "
                            "give the output directory of a 'tinyllm train' run")
-    load_weights(model, path / WEIGHTS)
+    verify(path)
+    saved = trainer_state(path)
     meta = read_json(path / OPTIMIZER_JSON, "optimizer state")
+    if not (isinstance(meta.get("param_groups"), list) and isinstance(meta.get("scalars"), dict)):
+        raise TinyLLMError(f"{path / OPTIMIZER_JSON} is not a tinyllm optimizer state (it needs "
+                           "'param_groups' and 'scalars'): the checkpoint is damaged")
+    load_weights(model, path / WEIGHTS)
     optimizer.load_state_dict(optimizer_state_from_flat(read_safetensors(path / OPTIMIZER_TENSORS),
                                                         meta))
-    saved = read_json(path / TRAINER_STATE, "trainer state")
     best = saved.get("best_val_loss")
     return RunState(step=saved["step"], tokens=saved["tokens"], elapsed=saved["elapsed"],
                     best_val_loss=math.inf if best is None else best,
@@ -103,7 +113,19 @@ def saved_train_config(path) -> dict:
 
 def saved_step(path) -> int:
     """The step of the training checkpoint ``path``."""
-    return read_json(Path(path) / TRAINER_STATE, "trainer state")["step"]
+    return trainer_state(path)["step"]
+
+
+def trainer_state(path) -> dict:
+    """The trainer_state.json of checkpoint ``path``, its step, tokens and time checked."""
+    file = Path(path) / TRAINER_STATE
+    saved = read_json(file, "trainer state")
+    for key in ("step", "tokens", "elapsed"):
+        value = saved.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise TinyLLMError(f"{file} is not a tinyllm trainer state ({key!r} is {value!r}, "
+                               "not a count): the checkpoint is damaged")
+    return saved
 
 
 def run_config(path) -> dict | None:
@@ -127,7 +149,14 @@ def find_resumable(path) -> Path:
     path = Path(path).expanduser()
     for candidate in (path, path / LAST, path / f".{LAST}.old"):
         if is_training_checkpoint(candidate):
+            verify(candidate)
             return candidate
+    for candidate in (path, path / LAST):
+        if (candidate / TRAINER_STATE).is_file():   # its config.json is what is wrong: say how
+            if "tinyllm" not in read_json(candidate / CONFIG, "tinyllm model config"):
+                raise TinyLLMError(f"{candidate / CONFIG} is not a tinyllm model config (no "
+                                   "'tinyllm' entry): the checkpoint is damaged")
+            raise TinyLLMError(f"{candidate} has no {WEIGHTS}: the checkpoint is damaged")
     raise TinyLLMError(f"nothing to resume in {path}: give the --out directory of an earlier "
                        "'tinyllm train' run (it holds last/trainer_state.json)")
 
@@ -187,4 +216,4 @@ def optimizer_state_from_flat(tensors: dict, meta: dict) -> dict:
 
 __all__ = ["RunState", "save", "load", "saved_train_config", "run_config", "is_training_checkpoint",
            "find_resumable", "run_dir", "tidy", "saved_step", "optimizer_state_to_flat",
-           "optimizer_state_from_flat", "LAST", "METRICS", "LOSS_PLOT"]
+           "optimizer_state_from_flat", "LAST", "METRICS", "LOSS_PLOT", "TRAINER_STATE"]

@@ -12,18 +12,30 @@ tells each, through its environment, who it is:
 (gradients) and gloo for small CPU tensors (stop flags, generator states), so that agreeing
 on when to stop never waits for the GPU. Outside torchrun it is a no-op: one process is rank 0
 of 1, and every method of ``Dist`` returns at once.
+
+When torchrun restarts the group after a worker failed (``--max-restarts``), the processes of
+the new attempt meet under keys of their own in torchrun's store (``attempt{N}/``): with a fixed
+``--master_port`` the store outlives the attempt, and gloo would otherwise find the dead
+processes' addresses there. A peer that dies makes the collective of the others fail at once
+(its connection closes; a machine that vanishes: after ``TIMEOUT``): ``peer_failed`` tells that
+error from a bug, and ``Dist.failed_rank`` names the rank that is gone.
 """
 import gc
 import os
+import socket
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
 import torch.distributed as tdist
 
-# long enough for the first process to tokenize a large corpus while the others wait for it
+# how long a collective waits for a peer: long enough for the first process to tokenize a large
+# corpus while the others wait for it (a peer that dies closes its connections: that is at once)
 TIMEOUT = timedelta(minutes=60)
+# the ends of a collective whose peer is gone (gloo's and NCCL's words for it)
+PEER_GONE = ("closed by peer", "reset by peer", "Broken pipe", "timed out", "Timed out",
+             "NCCL communicator was aborted")
 
 
 @dataclass
@@ -36,6 +48,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    store: object = field(default=None, repr=False, compare=False)   # the group's keys
 
     @property
     def is_main(self) -> bool:
@@ -91,6 +104,20 @@ class Dist:
         tdist.broadcast(x, src=0)
         return bool(x.item())
 
+    def failed_rank(self) -> str:
+        """The rank that is gone, as far as this process can tell: one of this machine whose
+        process no longer runs (each rank left its pid in the store), else the other of two."""
+        for r in range(self.world_size):
+            if r == self.rank or self.store is None:
+                continue
+            try:
+                host, pid = self.store.get(f"pid{r}").decode().split()
+            except Exception:       # the store went with the process that held it
+                continue
+            if host == socket.gethostname() and _gone(int(pid)):
+                return f"rank {r} (pid {pid})"
+        return f"rank {1 - self.rank}" if self.world_size == 2 else "another rank"
+
     def gather(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's ``x`` (a CPU tensor of the same shape on all ranks), in rank order."""
         if self.world_size == 1:
@@ -98,6 +125,24 @@ class Dist:
         out = [torch.empty_like(x) for _ in range(self.world_size)]
         tdist.all_gather(out, x.contiguous())
         return out
+
+
+def _gone(pid: int) -> bool:
+    """The process ``pid`` of this machine has ended (or is a zombie its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+    except OSError:               # no /proc here: not known
+        return False
+
+
+def peer_failed(error: BaseException, dist: Dist) -> bool:
+    """True when ``error`` is a collective of a multi-process run failing because a peer is
+    gone (died, killed, its machine lost), not a bug."""
+    return dist.world_size > 1 and isinstance(error, RuntimeError) and \
+        any(words in str(error) for words in PEER_GONE)
 
 
 def from_env() -> Dist:
@@ -120,8 +165,12 @@ def process_group(device: torch.device):
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
-    tdist.init_process_group(backend=backend, rank=dist.rank, world_size=dist.world_size,
-                             timeout=TIMEOUT)
+    store, _, _ = next(tdist.rendezvous("env://", dist.rank, dist.world_size, timeout=TIMEOUT))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.store = tdist.PrefixStore(f"tinyllm/attempt{attempt}", store)   # this attempt's own keys
+    dist.store.set(f"pid{dist.rank}", f"{socket.gethostname()} {os.getpid()}")
+    tdist.init_process_group(backend=backend, store=dist.store, rank=dist.rank,
+                             world_size=dist.world_size, timeout=TIMEOUT)
     try:
         yield dist
         tdist.barrier()    # all done before any leaves: gloo aborts a peer whose links close early
@@ -132,4 +181,4 @@ def process_group(device: torch.device):
         tdist.destroy_process_group()
 
 
-__all__ = ["Dist", "process_group", "from_env"]
+__all__ = ["Dist", "process_group", "from_env", "peer_failed", "TIMEOUT"]

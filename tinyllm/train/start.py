@@ -1,8 +1,9 @@
 """What ``tinyllm train`` does: ``train(TrainConfig(...), out_dir)`` — the tokenizer (trained
 when it is a ``bpe-N``), the data, a new model seeded with ``cfg.seed`` or the checkpoint to
 resume, the run planned once, then ``fit``."""
+import os
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -58,6 +59,39 @@ def run_splits(cfg: TrainConfig, tokenizer) -> Splits:
                        val_by=cfg.val_by, text_field=cfg.text_field)
 
 
+def restarted_by_torchrun() -> bool:
+    """True in a process group torchrun has restarted (``--max-restarts``) after a worker failed:
+    it runs the same command line again, which then continues the run (``existing_run``)."""
+    return os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") not in ("", "0")
+
+
+def existing_run(out) -> Path | None:
+    """The training checkpoint run directory ``out`` holds (checked: ``find_resumable``), or
+    None when it holds none (yet)."""
+    out = Path(out)
+    if any((out / name / checkpoint.TRAINER_STATE).is_file()
+           for name in (checkpoint.LAST, f".{checkpoint.LAST}.old")):
+        return checkpoint.find_resumable(out)
+    return None
+
+
+def same_run(fresh: TrainConfig, saved: TrainConfig) -> str | None:
+    """The option by which the new run ``fresh`` differs from the saved run ``saved`` in what
+    cannot change on resume (the data, model, tokenizer, optimizer), or None: the same run.
+    A value ``fresh`` leaves to the run (None: a vocabulary size, a dropout) matches any."""
+    from .config import _flag
+    for f in fields(TrainConfig):
+        if not (f.metadata.get("fixed") or f.name == "data"):
+            continue
+        new, old = getattr(fresh, f.name), getattr(saved, f.name)
+        pairs = [(g.name, getattr(new, g.name), getattr(old, g.name)) for g in fields(new)] \
+            if f.name == "model" else [(f.name, new, old)]
+        for name, a, b in pairs:
+            if a is not None and a != b:
+                return _flag(name)
+    return None
+
+
 def new_run_dir(out) -> Path:
     """``out`` checked as the directory of a new run."""
     out = Path(out)
@@ -69,4 +103,5 @@ def new_run_dir(out) -> Path:
     return out
 
 
-__all__ = ["train", "run_splits", "new_run_dir"]
+__all__ = ["train", "run_splits", "new_run_dir", "existing_run", "same_run",
+           "restarted_by_torchrun"]
