@@ -1,4 +1,5 @@
-"""Greedy generation speed: ``GPT.generate`` (key/value cache) side by side with the brief's loop.
+"""Generation speed, side by side in one process: the brief's loop, tinyllm's own decoder (fp32,
+bf16, int8; -n 8 as one batch) and llama.cpp on the very same model (f32 and q8_0).
 
 The brief generates with
 
@@ -11,32 +12,46 @@ keeps the *first* ``context_size`` tokens) and sends every position through the 
 ``brief_next_token`` below reproduces that call faithfully (under ``torch.no_grad``, which only
 makes the baseline faster).
 
-    (a) the brief's model, Config(): 60 new tokens after 'Once upon a' (inside its 64-token context)
-    (b) a TinyStories-1M-shaped model, Config(context_size=512, window_size=256,
-        attention_layers=['global', 'local'] * 4): 500 new tokens
+    (a) the brief's Config() (8 layers, 64 wide, context 64, GPT-2's 50,257-token head)
+    (b) tinyllm train's default shape (4 layers, 128 wide, context 128, rotary), on tinyllm's
+        built-in 1,024-token BPE: the model's own vocabulary, as a trained run has one
 
-Both use GPT-2's 50,257-token vocabulary, untrained weights (speed does not depend on them) and
-never stop at eos. Their texts differ: the brief re-tokenizes the text it generated, which merges
-tokens differently (the tests hold ``generate`` equal to the model run without a cache). Runs are interleaved (brief, cached, brief, cached, ...) so that machine noise
-hits both alike; the table gives min / median / max tokens per second and the ratio of medians.
+Every runner generates ``--new`` greedy tokens after 'Once upon a' (eos never stops it), from
+untrained weights (speed does not depend on them). Runners are interleaved repeat by repeat, so
+that machine noise hits all alike; the table gives tokens/s min / median / max and each median
+against tinyllm fp32's. "-n 8" is 8 samples of the prompt decoded as one batch: total tokens/s
+and per sequence. llama.cpp runs the GGUF file tinyllm exports (``tinyllm.model.llama_cpp``,
+the ``--backend llama.cpp`` of ``tinyllm generate``); q8_0 is llama.cpp's 8-bit format, beside
+tinyllm's int8.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_generate.py            # the real measurement
-    OMP_NUM_THREADS=1 python benchmarks/bench_generate.py --quick    # a few seconds
+    python benchmarks/bench_generate.py                    # 1 and 2 threads, 5 repeats
+    python benchmarks/bench_generate.py --quick            # 1 thread, 2 repeats
+
+``--agreement RUN`` instead measures what bf16 and int8 change on a trained model (a ``tinyllm
+train`` directory): bits per byte over held-out text, and how often the greedy token is fp32's.
 """
 import argparse
+import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from tinyllm.model.config import Config
-from tinyllm.files import home
-from tinyllm.model import GPT
-from tinyllm.tokenizer import Tokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_precision import cpu_name  # noqa: E402
+
+from tinyllm.files import home  # noqa: E402
+from tinyllm.model import GPT  # noqa: E402
+from tinyllm.model.config import Config  # noqa: E402
+from tinyllm.model.dtypes import convert  # noqa: E402
+from tinyllm.model.generate import stream  # noqa: E402
+from tinyllm.model.presets import default_model  # noqa: E402
+from tinyllm.tokenizer import Tokenizer  # noqa: E402
 
 PROMPT = "Once upon a"
-SHARED_GPT2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @torch.no_grad()
@@ -49,52 +64,122 @@ def brief_next_token(gpt, text: str) -> str:
     return gpt.tokenizer.decode([int(logits[0, -1].argmax())])
 
 
-def run_brief(gpt, n: int) -> str:
-    text = PROMPT
-    for _ in range(n):
-        text += brief_next_token(gpt, text)
-    return text
+def runners(model, new: int, brief: bool, llama: bool):
+    """name -> (function generating, tokens it generates)."""
+    ids = torch.tensor([model.tokenizer.encode(PROMPT)])
+    light = {d: convert(model, d) for d in ("bf16", "int8")}
+
+    def ours(m, n=1):
+        return lambda: sum(1 for _ in stream(m, ids, new, temperature=0, eos_token_id=None,
+                                             num_samples=n))
+
+    out = {}
+    if brief:
+        def loop():
+            text = PROMPT
+            for _ in range(new):
+                text += brief_next_token(model, text)
+        out["brief next_token loop"] = (loop, new)
+    out["tinyllm fp32"] = (ours(model), new)
+    out["tinyllm bf16"] = (ours(light["bf16"]), new)
+    out["tinyllm int8"] = (ours(light["int8"]), new)
+    out["tinyllm fp32 -n 8"] = (ours(model, 8), 8 * new)
+    if llama:
+        from tinyllm.model import llama_cpp
+        for dtype in ("f32", "q8_0"):
+            llm = llama_cpp.load(model, dtype)
+            out[f"llama.cpp {dtype}"] = (
+                lambda llm=llm: sum(1 for _ in llama_cpp.run(
+                    llm, model.config.context_size, ids[0].tolist(), new, 0.0, None, None,
+                    None, None)), new)
+    return out
 
 
-def run_cached(gpt, n: int) -> str:
-    return gpt.generate(PROMPT, max_new_tokens=n, temperature=0, eos_token_id=None)
-
-
-def bench(name: str, gpt, n: int, repeats: int) -> None:
-    run_brief(gpt, 2), run_cached(gpt, 2)          # warm up allocators and the tokenizer
-    speeds = {"brief next_token loop": [], "generate (kv cache)": []}
+def bench(name, model, new, repeats, brief, llama):
+    run = runners(model, new, brief, llama)
+    for fn, _ in run.values():
+        fn()                                       # warm up allocators, files, the tokenizer
+    speeds = {label: [] for label in run}
     for _ in range(repeats):
-        for label, fn in zip(speeds, (run_brief, run_cached)):
+        for label, (fn, tokens) in run.items():
             t0 = time.perf_counter()
-            fn(gpt, n)
-            speeds[label].append(n / (time.perf_counter() - t0))
-    print(f"\n{name}: {n} new tokens, {repeats} interleaved repeats, "
+            fn()
+            speeds[label].append(tokens / (time.perf_counter() - t0))
+    base = statistics.median(speeds["tinyllm fp32"])
+    print(f"\n{name}: {new} new tokens, {repeats} interleaved repeats, "
           f"{torch.get_num_threads()} thread(s)")
-    print(f"  {'':24s} {'min':>9s} {'median':>9s} {'max':>9s}   tokens/s")
+    print(f"  {'':24s} {'min':>8s} {'median':>8s} {'max':>8s}   tokens/s   ÷ tinyllm fp32")
     for label, s in speeds.items():
-        print(f"  {label:24s} {min(s):9.1f} {statistics.median(s):9.1f} {max(s):9.1f}")
-    brief, cached = (statistics.median(s) for s in speeds.values())
-    print(f"  speed-up (median): {cached / brief:.1f}x")
+        med = statistics.median(s)
+        extra = f"   ({med / 8:.0f} per sequence)" if label.endswith("-n 8") else ""
+        print(f"  {label:24s} {min(s):8.0f} {med:8.0f} {max(s):8.0f}   {med / base:6.2f}{extra}")
+
+
+@torch.no_grad()
+def agreement(run_dir: str, text_file: Path) -> None:
+    """bits per byte and greedy agreement of bf16 and int8 against fp32, over the last 5 % of
+    ``text_file`` (a run on that file held it out), in windows of the context."""
+    model = GPT.from_pretrained(run_dir)
+    text = text_file.read_text(encoding="utf-8")
+    held = text[int(len(text) * 0.95):]
+    ids = torch.tensor(model.tokenizer.encode(held))
+    T = model.config.context_size
+    windows = ids[:len(ids) // (T + 1) * (T + 1)].view(-1, T + 1)
+    nbytes = sum(len(model.tokenizer.decode(w[1:].tolist()).encode()) for w in windows)
+    ref = None
+    print(f"{run_dir}: {windows.numel()} held-out tokens of {text_file.name}, windows of {T}")
+    for dtype, everywhere in (("fp32", 0), ("bf16", 0), ("int8", 0), ("int8", 1)):
+        m = convert(model, dtype, **({"int8_min_weights": 0} if everywhere else {}))
+        dtype += ", every linear layer" if everywhere else ""
+        nats, greedy = 0.0, []
+        for w in windows.split(16):
+            logits = m(w[:, :-1]).float()
+            nats += torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten(),
+                                                      reduction="sum").item()
+            greedy.append(logits.argmax(-1))
+        greedy = torch.cat(greedy)
+        bpb = nats / math.log(2) / nbytes
+        ref = (bpb, greedy) if ref is None else ref
+        same = (greedy == ref[1]).float().mean().item()
+        texts = [m.generate(p, max_new_tokens=60, temperature=0) for p in
+                 ("Once upon a time", "Tom and Lily", "The little dog")]
+        if dtype == "fp32":
+            ref_texts = texts
+        whole = sum(a == b for a, b in zip(texts, ref_texts))
+        print(f"  {dtype}: {bpb:.4f} bits/byte ({bpb - ref[0]:+.5f}), greedy token = fp32's at "
+              f"{100 * same:.1f} % of positions; {whole}/3 60-token greedy stories identical")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one repeat, 60 tokens on (b)")
-    parser.add_argument("--repeats", type=int, default=None, help="default 5 (a) / 3 (b)")
-    parser.add_argument("--tokenizer", default=None, help="a GPT-2 tokenizer directory")
+    parser.add_argument("--quick", action="store_true", help="one thread, two repeats")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--new", type=int, default=60, help="new tokens per run (default 60)")
+    parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    parser.add_argument("--agreement", metavar="RUN", help="measure bf16/int8 on a trained run")
+    parser.add_argument("--text", default=SHARED / "tinystories" / "validation_head.txt",
+                        type=Path, help="its training text (for --agreement)")
     args = parser.parse_args(argv)
-
-    if args.tokenizer is None and not (home() / "gpt2" / "merges.txt").is_file() and SHARED_GPT2.is_dir():
-        args.tokenizer = SHARED_GPT2               # the repository's neighbour: no download
-    tokenizer = Tokenizer(args.tokenizer)
+    if args.agreement:
+        return agreement(args.agreement, args.text)
+    try:
+        import llama_cpp  # noqa: F401
+        llama = True
+    except ImportError:
+        llama = False
+        print("llama-cpp-python is not installed: no llama.cpp rows")
+    gpt2 = SHARED / "gpt2" if not (home() / "gpt2" / "merges.txt").is_file() else None
+    repeats, threads = (2, [1]) if args.quick else (args.repeats, map(int, args.threads.split(",")))
+    print(f"CPU: {cpu_name()}")
     torch.manual_seed(0)
-    brief = GPT(tokenizer, Config())
+    brief = GPT(Tokenizer(gpt2), Config()).eval()
     torch.manual_seed(0)
-    ts1m = GPT(tokenizer, Config(context_size=512, window_size=256,
-                                 attention_layers=["global", "local"] * 4))
-    bench("(a) brief Config()", brief, 60, 1 if args.quick else args.repeats or 5)
-    bench("(b) TinyStories-1M shape", ts1m, 60 if args.quick else 500,
-          1 if args.quick else args.repeats or 3)
+    default = GPT(Tokenizer("builtin"), default_model()).eval()
+    for n in threads:
+        torch.set_num_threads(n)
+        bench("(a) brief Config(), GPT-2's vocabulary", brief, args.new, repeats, True, llama)
+        bench("(b) tinyllm train's default shape, 1,024-token vocabulary", default, args.new,
+              repeats, False, llama)
 
 
 if __name__ == "__main__":

@@ -27,22 +27,33 @@ def add(sub):
     p.add_argument("--top-p", type=float, metavar="P",
                    help="sample only from the most likely tokens that add up to probability P")
     p.add_argument("--seed", type=int, metavar="S", help="random seed: the same S, the same text")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "int8"),
+                   help="weights to generate with: fp32 (default, as trained), int8 (faster "
+                        "with a large head, CPU) or bf16 (AMX CPUs, GPUs); both change the text "
+                        "slightly: docs/models.md")
+    p.add_argument("--backend", default="tinyllm", choices=("tinyllm", "llama.cpp"),
+                   help="tinyllm's own decoder (default), or llama.cpp on the model exported to "
+                        "GGUF (needs pip install \"tinyllm[llama-cpp]\")")
     add_device(p)
     add_threads(p)
     p.add_argument("-i", "--interactive", action="store_true",
                    help="then read prompts from stdin, one per line, until end of file")
+    p.add_argument("--raw", action="store_true",
+                   help="a model tuned on requests (it has a chat template): continue each "
+                        "prompt as it is, not as a request")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import torch
     from ..model import GPT
-    from ..model.generate import check_options, stream_text
+    from ..model.dtypes import convert
+    from ..model.generate import check_options, continuations, stream_text
     from ..train.device import resolve_device
 
-    check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-    if args.num_samples < 1:
-        raise TinyLLMError(f"-n must be 1 or more, not {args.num_samples}")
+    check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.num_samples)
+    if args.backend != "tinyllm" and args.dtype != "fp32":
+        raise TinyLLMError("--backend llama.cpp runs the model in f32: leave out --dtype")
     prompts = list(args.prompts)
     if args.prompt_file:
         try:
@@ -59,30 +70,52 @@ def run(args) -> int:
     model = GPT.from_pretrained(args.model, device=device)
     if model.tokenizer is None:
         raise TinyLLMError(f"{args.model} has no tokenizer to write text with: save it with one")
+    if args.backend == "llama.cpp":
+        from ..model.llama_cpp import load
+        load(model)                          # a missing llama-cpp-python says so before any text
+    model = convert(model, args.dtype)
     generator = None  # one generator for every sample: the same seed, the same outputs
     if args.seed is not None:
         generator = torch.Generator(device=device).manual_seed(args.seed)
     options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, generator=generator)
+                   top_k=args.top_k, top_p=args.top_p, generator=generator, seed=args.seed)
     out = sys.stdout
     first = True
 
-    def continue_(prompt):
+    def write(text):
         nonlocal first
-        for _ in range(args.num_samples):
-            if not first:
-                out.write("---\n")
-            first = False
-            out.write(prompt)
-            out.flush()
-            for piece in stream_text(model, prompt, **options):
-                out.write(piece)
-                out.flush()
-            out.write("\n")
-            out.flush()
+        if not first:
+            out.write("---\n")
+        first = False
+        out.write(text)
+        out.flush()
 
-    for prompt in prompts:
-        continue_(prompt)
+    def asked(prompt):                   # a tuned model's template around a request
+        return prompt if args.raw or not prompt else model.as_request(prompt)
+
+    def shown(prompt):                   # the request, then its answer on the next line
+        return prompt + "\n" if asked(prompt) != prompt else prompt
+
+    def continue_(prompt):               # one prompt, one sample: printed as it is generated
+        write(shown(prompt))
+        for piece in stream_text(model, asked(prompt), args.backend, **options):
+            out.write(piece)
+            out.flush()
+        out.write("\n")
+        out.flush()
+
+    def continue_all(prompts):
+        if len(prompts) == 1 and args.num_samples == 1:
+            return continue_(prompts[0])
+        # several: generated as batches, then printed in order
+        texts = continuations(model, [asked(p) for p in prompts], args.num_samples,
+                              args.backend, **options)
+        for prompt, samples in zip(prompts, texts):
+            for text in samples:
+                write(shown(prompt) + text + "\n")
+
+    if prompts:
+        continue_all(prompts)
     if args.interactive:
         tty = sys.stdin.isatty()
         while True:
@@ -91,5 +124,5 @@ def run(args) -> int:
             line = sys.stdin.readline()
             if not line:            # end of file (Ctrl-D)
                 break
-            continue_(line.rstrip("\n"))
+            continue_all([line.rstrip("\n")])
     return 0

@@ -12,9 +12,19 @@ new token costs one position:
               next ~ softmax(logits / t), restricted to the top k / top p    otherwise
 
 Both passes are the model's own forward (``GPT.forward(ids, cache=..., last_only=True)``): there
-is no second implementation of the network to keep in step with it. ``torch.compile`` of a
-decode step was measured and does not pay on a CPU: about 90 s of compilation to save well
-under a millisecond per token.
+is no second implementation of the network to keep in step with it. ``torch.compile`` of the
+decode step does not pay on a CPU, so generation stays eager: measured on a 2-core AMD EPYC
+(torch 2.13, the default shape), 31 s to compile, then a recompilation for every new position
+(the cache's length is a Python int); with ``dynamic=True`` 14 s and 8.7 ms a token, against
+eager's 1.4 ms.
+
+**Several at once.** ``stream(..., num_samples=n)`` prefills each prompt once and decodes its n
+samples as one batch; prompts of different lengths share one cache right-aligned
+(``prefill_rows``: row b's column c holds position c - pad_b, and a query sees only its row's
+columns), so ``continuations`` runs any prompts as one batch. Each row stops at its own eos.
+``generate(..., dtype='int8' | 'bf16')`` generates with a lighter copy
+(``tinyllm.model.dtypes``) and ``backend='llama.cpp'`` with llama.cpp
+(``tinyllm.model.llama_cpp``). Speed of each: docs/models.md, "Generation speed".
 
 **Past the context.** The model learned positions 0..context_size-1 only (a table of them, or
 rotary angles it saw no further), so the exact continuation of a longer sequence is the model
@@ -42,6 +52,33 @@ def prefill(model, ids: torch.Tensor, cache) -> torch.Tensor:
     logits (B, V)."""
     cache.reset()
     return model(ids, cache=cache, last_only=True)[:, -1]
+
+
+def prefill_rows(model, rows: list, cache) -> torch.Tensor:
+    """``prefill`` for sequences of any lengths (lists of ids): each length's rows run as one
+    batch at positions 0.., then their keys and values go to the *last* columns of their rows
+    of ``cache``, right-aligned (``cache.pad``: the empty columns before each row). Decoding then
+    goes on for all rows together. The last positions' logits (B, V)."""
+    L, device = max(map(len, rows)), model.device
+    if all(len(r) == L for r in rows):
+        return prefill(model, torch.tensor(rows, device=device), cache)
+    by_length = {}
+    for b, r in enumerate(rows):
+        by_length.setdefault(len(r), []).append(b)
+    logits = None
+    cache.reset()
+    for T, group in by_length.items():
+        part = model.new_cache(len(group), T)
+        out = prefill(model, torch.tensor([rows[b] for b in group], device=device), part)
+        index = torch.tensor(group, device=device)
+        logits = out.new_empty(len(rows), out.shape[-1]) if logits is None else logits
+        logits[index] = out
+        for layer, filled in zip(cache.layers, part.layers):
+            layer.kv[index, :, :, L - T:L] = filled.kv      # (G, 2, H, T, d) into its rows
+    for layer in cache.layers:
+        layer.length = L
+    cache.pad = torch.tensor([L - len(r) for r in rows], device=device)
+    return logits
 
 
 def decode(model, token: torch.Tensor, cache) -> torch.Tensor:
@@ -85,8 +122,10 @@ def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = N
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-def check_options(max_new_tokens, temperature, top_k, top_p) -> None:
+def check_options(max_new_tokens, temperature, top_k, top_p, num_samples=1) -> None:
     """Raise ``TinyLLMError`` for a sampling option out of range."""
+    if num_samples < 1:
+        raise TinyLLMError(f"the number of samples (-n) must be 1 or more, not {num_samples}")
     if max_new_tokens < 0:
         raise TinyLLMError(f"max_new_tokens must be 0 or more, not {max_new_tokens}")
     if temperature < 0:
@@ -101,8 +140,12 @@ def check_options(max_new_tokens, temperature, top_k, top_p) -> None:
 
 def stream(model, ids: torch.Tensor, max_new_tokens: int = 100, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-           generator: torch.Generator | None = None, eos_token_id=_DEFAULT) -> Iterator[torch.Tensor]:
-    """Yield the new tokens (B,) of ids (B, T), one step at a time, as they are produced.
+           generator: torch.Generator | None = None, eos_token_id=_DEFAULT,
+           num_samples: int = 1) -> Iterator[torch.Tensor]:
+    """Yield the new tokens (B·num_samples,) of ids (B, T), one step at a time, as they are
+    produced: ``num_samples`` continuations of each row (row b·n + j: sample j of row b), which
+    share the row's prefill and are then decoded together, one batch. ``ids`` may also be a list
+    of B lists of ids of different lengths (``prefill_rows``).
 
     Stops after ``max_new_tokens`` steps or once every sequence has produced ``eos_token_id``
     (default: the tokenizer's; None never stops early); a finished sequence gets eos from then
@@ -110,20 +153,28 @@ def stream(model, ids: torch.Tensor, max_new_tokens: int = 100, temperature: flo
     draw several samples from one seed). The model is in eval mode until the iterator ends
     (its previous mode is then restored).
     """
-    check_options(max_new_tokens, temperature, top_k, top_p)
-    if ids.dim() != 2 or ids.shape[1] == 0:
-        raise TinyLLMError(f"ids must be a (batch, length) tensor with length ≥ 1, not {tuple(ids.shape)}")
-    if ids.min() < 0 or ids.max() >= model.config.vocab_size:
+    check_options(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise TinyLLMError(f"ids must be a (batch, length) tensor with length ≥ 1, not "
+                               f"{tuple(ids.shape)}")
+        ids = ids.tolist()
+    if not ids or not all(ids):
+        raise TinyLLMError("ids must hold at least one sequence, each of one token or more")
+    low, high = min(min(r) for r in ids), max(max(r) for r in ids)
+    if low < 0 or high >= model.config.vocab_size:
         raise TinyLLMError(f"token ids must lie in [0, {model.config.vocab_size}) for this model, "
-                           f"got {int(ids.min())}..{int(ids.max())}")
+                           f"got {low}..{high}")
     if eos_token_id is _DEFAULT:
         eos_token_id = model.tokenizer.eos_token_id if model.tokenizer is not None else None
     if generator is None and seed is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
-    return _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id)
+    return _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id,
+                   num_samples)
 
 
-def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id):
+def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id,
+            num_samples):
     if max_new_tokens == 0:
         return
     context = model.config.context_size
@@ -131,10 +182,14 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
     model.eval()
     try:
         with torch.inference_mode():
-            window = ids.to(model.device)[:, -context:]          # the tokens the model sees
-            cache = model.new_cache(window.shape[0], context)
-            logits = prefill(model, window, cache)
-            done = torch.zeros(window.shape[0], dtype=torch.bool, device=window.device)
+            rows = [r[-context:] for r in ids]                  # the tokens the model sees
+            cache = model.new_cache(len(rows), context)
+            logits = prefill_rows(model, rows, cache)
+            if num_samples > 1:                                  # one prefill for the samples
+                logits = logits.repeat_interleave(num_samples, 0)
+                cache.repeat_rows(num_samples)
+                rows = [r for r in rows for _ in range(num_samples)]
+            done = torch.zeros(len(rows), dtype=torch.bool, device=logits.device)
         for step in range(max_new_tokens):
             with torch.inference_mode():
                 token = sample(logits, temperature, top_k, top_p, generator)   # (B,)
@@ -145,12 +200,12 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
             if step == max_new_tokens - 1 or (eos_token_id is not None and bool(done.all())):
                 return
             with torch.inference_mode():
+                rows = [r + [t] for r, t in zip(rows, token.tolist())]
                 if cache.length < context:                 # room left: one more position
                     logits = decode(model, token, cache)
-                    window = torch.cat([window, token[:, None]], dim=1)
                 else:                                      # full: slide the window by one
-                    window = torch.cat([window[:, 1:], token[:, None]], dim=1)
-                    logits = prefill(model, window, cache)
+                    rows = [r[-context:] for r in rows]
+                    logits = prefill_rows(model, rows, cache)
     finally:
         model.train(was_training)
 
@@ -170,36 +225,110 @@ def decode_incrementally(tokenizer, tokens) -> Iterator[str]:
         yield tokenizer.decode(pending)
 
 
-def stream_text(model, prompt: str, **options) -> Iterator[str]:
+BACKENDS = ("tinyllm", "llama.cpp")
+
+
+def stream_text(model, prompt: str, backend: str = "tinyllm", **options) -> Iterator[str]:
     """Yield the continuation of ``prompt`` as text pieces, as tokens are produced (up to, not
-    including, eos). ``options`` as for ``stream``."""
+    including, eos). ``options`` as for ``stream``; ``backend`` 'llama.cpp' runs the model's
+    GGUF file in llama.cpp instead (``tinyllm.model.llama_cpp``)."""
     tok = _tokenizer(model)
     ids = tok.encode(prompt) or [tok.eos_token_id]               # nothing yet: start a story
     eos = options.get("eos_token_id", _DEFAULT)
     eos = tok.eos_token_id if eos is _DEFAULT else eos
-    tokens = (int(t[0]) for t in stream(model, torch.tensor([ids]), **options))
-    return decode_incrementally(tok, _until(tokens, eos))
+    return decode_incrementally(tok, _until(_tokens(model, ids, backend, options), eos))
+
+
+def _tokens(model, ids: list, backend: str, options: dict) -> Iterator[int]:
+    """The new token ids after ``ids`` (one sequence), from ``backend``."""
+    if backend not in BACKENDS:
+        raise TinyLLMError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "tinyllm":
+        return (int(t[0]) for t in stream(model, torch.tensor([ids]), **options))
+    from .llama_cpp import stream_tokens
+    check_options(options.get("max_new_tokens", 100), options.get("temperature", 1.0),
+                  options.get("top_k"), options.get("top_p"))
+    eos = options.pop("eos_token_id", _DEFAULT)
+    options.pop("generator", None)                                # llama.cpp draws its own
+    return stream_tokens(model, ids, eos_token_id=model.tokenizer.eos_token_id
+                         if eos is _DEFAULT else eos, **options)
+
+
+def continuations(model, prompts: list, num_samples: int = 1, backend: str = "tinyllm",
+                  **options) -> list:
+    """``num_samples`` continuations (text, up to eos) of each prompt: a list per prompt.
+
+    All prompts run as one batch (``prefill_rows``: right-aligned in one cache; a model whose
+    blocks lack the one-token step, or inside ``formulas()``, one batch per length in tokens),
+    and each prompt's samples share its prefill (``stream(..., num_samples=n)``); every row
+    stops at its own eos. Greedy, each
+    continuation is the one ``stream_text`` gives for its prompt alone; sampled, one seed gives
+    the same texts again. ``options`` as for ``stream``."""
+    tok = _tokenizer(model)
+    eos = options.get("eos_token_id", _DEFAULT)
+    eos = tok.eos_token_id if eos is _DEFAULT else eos
+    encoded = [tok.encode(p) or [tok.eos_token_id] for p in prompts]
+    if backend != "tinyllm":              # llama.cpp: one sequence at a time, sample j: seed + j
+        seed = options.pop("seed", None)
+        return [[tok.decode(list(_until(_tokens(model, ids, backend, dict(
+                     options, seed=None if seed is None else seed + j)), eos)))
+                 for j in range(num_samples)] for ids in encoded]
+    out = [None] * len(prompts)
+    by_length = {}
+    for i, ids in enumerate(encoded):                  # one batch: right-aligned rows (their
+        by_length.setdefault(len(ids) if not _pads_rows(model) else 0, []).append(i)  # step)
+    for rows in by_length.values():                    # (rows·n, new tokens) per batch
+        steps = list(stream(model, [encoded[i] for i in rows], num_samples=num_samples,
+                            **options))
+        new = torch.stack(steps, dim=1).tolist() if steps else [[]] * (len(rows) * num_samples)
+        for r, i in enumerate(rows):
+            out[i] = [tok.decode(list(_until(new[r * num_samples + j], eos)))
+                      for j in range(num_samples)]
+    return out
 
 
 def generate(model, prompt, max_new_tokens: int = 100, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             **options):
-    """Continue ``prompt``: a string gives the text (prompt + continuation, stopping at eos);
-    a LongTensor of ids, (T,) or (B, T), gives the ids (prompt + new tokens, eos included; a
-    sequence that stops early is padded with eos). ``temperature=0`` is greedy. ``options``:
-    ``eos_token_id`` (None: never stop early) and ``generator``, as for ``stream``."""
+             dtype: str = "fp32", backend: str = "tinyllm", num_samples: int = 1, **options):
+    """Continue ``prompt``: a string gives the text (prompt + continuation, stopping at eos), a
+    list of strings a list of texts (``num_samples`` per prompt, in order, run as batches:
+    ``continuations``); a LongTensor of ids, (T,) or (B, T), gives the ids (prompt + new
+    tokens, eos included; a sequence that stops early is padded with eos). ``temperature=0``
+    is greedy. ``dtype`` 'bf16' or 'int8' generates with a lighter copy of the model
+    (``tinyllm.model.dtypes``: lossy); ``backend`` 'llama.cpp' generates text with llama.cpp.
+    ``options``: ``eos_token_id`` (None: never stop early) and ``generator``, as for ``stream``."""
+    from .dtypes import convert
     options.update(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                    top_p=top_p, seed=seed)
-    if isinstance(prompt, str):
-        return prompt + "".join(stream_text(model, prompt, **options))
+    if backend not in BACKENDS:
+        raise TinyLLMError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend != "tinyllm" and dtype != "fp32":
+        raise TinyLLMError("the llama.cpp backend runs the model in f32: leave dtype at 'fp32'")
+    model = convert(model, dtype)
+    if isinstance(prompt, str) and num_samples == 1:
+        return prompt + "".join(stream_text(model, prompt, backend, **options))
+    if isinstance(prompt, (str, list)) and all(isinstance(p, str) for p in prompt):
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        texts = continuations(model, prompts, num_samples, backend, **options)
+        return [p + t for p, ts in zip(prompts, texts) for t in ts]
+    if backend != "tinyllm":
+        raise TinyLLMError("the llama.cpp backend takes text prompts (a str or a list of str)")
     if not isinstance(prompt, torch.Tensor) or prompt.is_floating_point() or prompt.is_complex() \
             or prompt.dtype == torch.bool:
-        raise TinyLLMError(f"prompt must be a str or a LongTensor of token ids, not "
-                           f"{getattr(prompt, 'dtype', type(prompt).__name__)}")
+        raise TinyLLMError(f"prompt must be a str, a list of str or a LongTensor of token ids, "
+                           f"not {getattr(prompt, 'dtype', type(prompt).__name__)}")
     ids = (prompt if prompt.dim() == 2 else prompt[None]).long()
-    new = [t.clone() for t in stream(model, ids, **options)]  # clone: leave inference mode
-    out = torch.cat([ids.to(model.device)] + [t[:, None] for t in new], dim=1)
-    return out if prompt.dim() == 2 else out[0]
+    new = [t.clone() for t in stream(model, ids, num_samples=num_samples, **options)]
+    ids = ids.to(model.device).repeat_interleave(num_samples, 0)   # clone: leave inference mode
+    out = torch.cat([ids] + [t[:, None] for t in new], dim=1)
+    return out if prompt.dim() == 2 or num_samples > 1 else out[0]
+
+
+def _pads_rows(model) -> bool:
+    """Whether sequences of different lengths can decode as one batch (``prefill_rows``): with
+    every block's one-token step, outside ``kernels.formulas()``."""
+    from .nn import written_out
+    return getattr(model, "_steps", False) and not written_out()
 
 
 def _until(tokens, eos):
@@ -216,5 +345,5 @@ def _tokenizer(model):
     return model.tokenizer
 
 
-__all__ = ["prefill", "decode", "probabilities", "sample", "stream",
-           "stream_text", "decode_incrementally", "generate"]
+__all__ = ["prefill", "prefill_rows", "decode", "probabilities", "sample", "stream", "stream_text",
+           "continuations", "decode_incrementally", "generate", "BACKENDS"]

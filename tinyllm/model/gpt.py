@@ -74,7 +74,7 @@ class GPT(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.lm_head.weight.device
+        return next(self.parameters()).device    # (an int8 head's weight is packed, not a tensor)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -101,7 +101,7 @@ class GPT(nn.Module):
                         f"{type(part).__name__}.forward takes no 'cache' (a key/value cache: "
                         "generation uses one): add it to forward (see tinyllm check --interface "
                         "attention)")
-        c, weight = self.config, self.lm_head.weight
+        c, weight = self.config, next(self.parameters())      # the embedding's dtype and device
         windows = [c.window_size if kind == "local" else None for kind in c.attention_layers]
         return KVCache(batch_size, c.num_heads, c.head_dim, size or c.context_size, windows,
                        dtype=weight.dtype, device=weight.device)
@@ -116,7 +116,10 @@ class GPT(nn.Module):
                                f"({self.config.max_position_embeddings})")
         x = self.wte(ids)                                                       # (B, T, C)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(pos, pos + T, device=ids.device))
+            positions = torch.arange(pos, pos + T, device=ids.device)               # (T,)
+            if cache is not None and cache.pad is not None:   # right-aligned rows: their own
+                positions = positions - cache.pad[:, None]                          # (B, T)
+            x = x + self.wpe(positions)
         x = dropout(x, self.config.embedding_dropout, self.training)
         if cache is not None and T == 1 and self._steps and not self.training and not written_out():
             x = x[:, 0]                       # one new token: the blocks' one-position step
@@ -124,6 +127,9 @@ class GPT(nn.Module):
                 x = block.step(x, layer)
             x = x[:, None]
         else:
+            if cache is not None and cache.pad is not None:
+                raise TinyLLMError("a cache of right-aligned rows takes one token per row at a "
+                                   "time, through the blocks' step (in evaluation mode)")
             for i, block in enumerate(self.blocks):
                 x = block(x) if cache is None else block(x, cache.layers[i])
         return self.ln_f(x)
@@ -181,12 +187,30 @@ class GPT(nn.Module):
 
     def generate(self, prompt, max_new_tokens: int = 100, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 **options):
+                 raw: bool = False, **options):
         """Continue ``prompt`` with a key/value cache, stopping at eos: a string gives the text
-        (prompt + continuation), a LongTensor of ids (T,) or (B, T) gives the ids.
-        ``temperature=0`` is greedy; see ``tinyllm.model.generate``."""
+        (prompt + continuation), a list of strings a list of texts, a LongTensor of ids (T,) or
+        (B, T) gives the ids. ``temperature=0`` is greedy; ``options`` include ``num_samples``,
+        ``dtype`` ('fp32', 'bf16', 'int8') and ``backend`` ('tinyllm', 'llama.cpp'); see
+        ``tinyllm.model.generate``. A model tuned on requests (its tokenizer has a chat
+        template) reads each string as a request in that template, and its text is the
+        conversation so far; ``raw=True`` continues the string as it is."""
+        if not raw:
+            prompt = self.as_request(prompt)
         return generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, **options)
+
+    def as_request(self, prompt):
+        """``prompt`` (a string or a list of them) as the text that asks this model: the chat
+        template's request when its tokenizer has one (``Tokenizer.chat_prompt``), else as it is."""
+        tok = self.tokenizer
+        if tok is None or getattr(tok, "chat_template", None) is None:
+            return prompt
+        if isinstance(prompt, str):
+            return tok.chat_prompt(prompt)
+        if isinstance(prompt, list):
+            return [tok.chat_prompt(p) if isinstance(p, str) else p for p in prompt]
+        return prompt
 
     # -- files: the formats layer reads and writes them (imported here when first needed, so
     # -- that importing the model loads no file format) --------------------------------------

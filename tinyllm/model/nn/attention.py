@@ -129,22 +129,23 @@ class Attention(nn.Module):
         position ``cache.length``, its keys and values added to the cache — in fewer operations:
         one query needs no mask and nothing is reshaped for a sequence axis. Its twin is
         ``forward`` (the parity row "Block one-token step" holds them equal)."""
-        B, C = x.shape
-        qkv = F.linear(x, self.qkv.weight, self.qkv.bias)
-        qkv = qkv.view(B, 3, self.num_heads, 1, self.head_dim)
-        qkv = self._normalise_and_rotate(qkv, cache.length)
+        B, C = x.shape       # .forward: the layers' own (an int8 one too), without call hooks
+        qkv = self.qkv.forward(x).view(B, 3, self.num_heads, 1, self.head_dim)
+        pos = cache.length if cache.pad is None else (cache.length - cache.pad).view(B, 1, 1, 1)
+        qkv = self._normalise_and_rotate(qkv, pos)            # pos: each row's, when padded
         k, v = cache.update(qkv[:, 1:])                        # the window is the cache's
-        y = F.scaled_dot_product_attention(qkv[:, 0], k, v, scale=self.scale)
-        return F.linear(y.view(B, C), self.out_proj.weight, self.out_proj.bias)  # heads joined
+        y = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=cache.key_mask(),
+                                           scale=self.scale)
+        return self.out_proj.forward(y.view(B, C))             # heads joined: (B, C)
 
     def _normalise_and_rotate(self, qkv, pos: int):
         """QK-norm, then rotary positions, on the new queries and keys of qkv (B, 3, H, T, d),
-        which sit at positions pos .."""
+        which sit at positions pos .. (or at the positions of a tensor ``pos``, see ``Rotary``)"""
         if self.q_norm is None and self.rotary is None:
             return qkv
         qk, v = qkv[:, :2], qkv[:, 2:]                     # (B, 2, H, T, d), (B, 1, H, T, d)
         if self.q_norm is not None:
             qk = torch.stack((self.q_norm(qk[:, 0]), self.k_norm(qk[:, 1])), dim=1)
         if self.rotary is not None:
-            qk = self.rotary(qk, pos)                      # q and k at once
+            qk = self.rotary.forward(qk, pos)              # q and k at once
         return torch.cat((qk, v), dim=1)

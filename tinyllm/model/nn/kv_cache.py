@@ -12,6 +12,10 @@ where they belong, advances its length and returns what the layer's queries may 
                     only the keys at length - W + 1 .. (the earliest any of the new queries sees)
 
 ``KVCache.length`` is the number of positions filled: the position of the next token.
+
+Sequences of different lengths share one cache right-aligned: ``pad`` (B,) says how many empty
+columns come first in each row, so that row b's column c holds position c - pad[b]; a query
+sees only its own row's keys (``key_mask``). Without ``pad`` (None) every row starts at 0.
 """
 import torch
 
@@ -21,6 +25,8 @@ class LayerCache:
         self.kv = kv                  # (B, 2, H, size, d)
         self.window = window          # None: the layer attends to every earlier position
         self.length = 0               # positions filled
+        self.pad = None               # (B,) empty columns before each row's first key, or None
+        self.first = 0                # the column of the first key the last update returned
 
     def update(self, kv_new: torch.Tensor):
         """Write kv_new (B, 2, H, T, d) at positions length .. length + T - 1; return the keys
@@ -32,7 +38,16 @@ class LayerCache:
         self.kv[:, :, :, start:end] = kv_new
         self.length = end
         first = 0 if self.window is None else max(0, start - self.window + 1)
+        self.first = first
         return self.kv[:, 0, :, first:end], self.kv[:, 1, :, first:end]
+
+    def key_mask(self) -> torch.Tensor | None:
+        """For one new query per row after ``update``: (B, 1, 1, S), True where a returned key
+        is the row's own (not a padding column); None when no row is padded."""
+        if self.pad is None:
+            return None
+        columns = torch.arange(self.first, self.length, device=self.kv.device)
+        return (columns >= self.pad[:, None])[:, None, None, :]
 
 
 class KVCache:
@@ -47,11 +62,28 @@ class KVCache:
         self.size = size
 
     @property
+    def pad(self) -> torch.Tensor | None:
+        """(B,) empty columns before each row's first position (right-aligned rows), or None."""
+        return self.layers[0].pad
+
+    @pad.setter
+    def pad(self, pad: torch.Tensor | None) -> None:
+        for layer in self.layers:
+            layer.pad = pad
+
+    @property
     def length(self) -> int:
         """Positions filled (the same in every layer between forward passes)."""
         return self.layers[0].length
 
+    def repeat_rows(self, n: int) -> None:
+        """Each sequence's keys and values n times over, (B, ...) -> (B·n, ...): n samples of
+        one prompt share its prefill (row b·n + j is sample j of sequence b)."""
+        for layer in self.layers:
+            layer.kv = layer.kv.repeat_interleave(n, dim=0)
+            layer.pad = None if layer.pad is None else layer.pad.repeat_interleave(n)
+
     def reset(self) -> None:
         """Start again from position 0 (the buffers are overwritten, not cleared)."""
         for layer in self.layers:
-            layer.length = 0
+            layer.length, layer.pad = 0, None

@@ -59,9 +59,13 @@ class Rotary(nn.Module):
         """(cos, sin), each (T, r), of positions pos .. pos + T - 1."""
         return self.cos[pos:pos + T], self.sin[pos:pos + T]
 
-    def forward(self, x: torch.Tensor, pos: int = 0) -> torch.Tensor:
-        """x (..., T, d) rotated as if it sits at positions pos .. pos + T - 1."""
-        cos, sin = self.tables(pos, x.shape[-2])
+    def forward(self, x: torch.Tensor, pos=0) -> torch.Tensor:
+        """x (..., T, d) rotated as if it sits at positions pos .. pos + T - 1; or, for a
+        LongTensor ``pos`` broadcastable to x.shape[:-1], at those positions."""
+        if isinstance(pos, torch.Tensor):           # (..., T) -> tables (..., T, r)
+            cos, sin = self.cos[pos], self.sin[pos]
+        else:
+            cos, sin = self.tables(pos, x.shape[-2])
         if self.dims == self.head_dim:
             return apply_rotary(x, cos, sin)
         turned, passed = x[..., :self.dims], x[..., self.dims:]       # (..., T, r), (..., T, d - r)
@@ -81,5 +85,6 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """rope(x): x (..., T, d) rotated by cos, sin (T, d) of its positions (in x's dtype, as
     under autocast)."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return x * cos + rotate_half(x) * sin
+    if cos.dtype != x.dtype:
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.addcmul(x * cos, rotate_half(x), sin)          # x ⊙ cos + rotate_half(x) ⊙ sin
