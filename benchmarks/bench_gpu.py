@@ -24,9 +24,10 @@ Each timing skips warm-up steps (fit's first ``LOG_EVERY``; compilation happens 
 the contenders take turns, repeat after repeat; min / median / max are over the repeats, and
 "× brief" is each repeat's ratio to the brief's recipe in the same round.
 
-Model FLOPs utilisation: MFU = F · tokens/s / P, with P the GPU's dense bf16 peak (data-sheet
-figures by GPU name below; "unknown" for other GPUs) and F the training FLOPs per token, the
-one formula training runs use too (``tinyllm.model.flops.training_flops_per_token``):
+Model FLOPs utilisation: MFU = F · tokens/s / P, with P the GPU's dense bf16 peak (the
+data-sheet figures by GPU name that training runs use, ``tinyllm.train.peak.GPU_PEAKS``;
+"unknown" for other GPUs) and F the training FLOPs per token, the one formula training runs use
+too (``tinyllm.model.flops.training_flops_per_token``):
 
     F = 6 N + 12 C Σ_l T_l      (forward 2 N + 4 C Σ_l T_l, backward twice that)
 
@@ -67,6 +68,7 @@ from tinyllm.data.tokens import random_batches  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
 from tinyllm.model.flops import training_flops_per_token  # noqa: E402
 from tinyllm.train import TrainConfig, fit  # noqa: E402
+from tinyllm.train.peak import gpu_peak  # noqa: E402
 
 TINYSTORIES_TOKENS = 470e6  # TinyStories' training split in GPT-2 tokens
 BRIEF_BATCH = 32            # the brief's DataLoader batch
@@ -75,33 +77,11 @@ LOG_EVERY = 10              # fit's logging interval here = its warm-up steps, e
 TARGET_SPEEDUP = 20         # target: tinyllm ≥ 20× the brief's recipe's tokens/s at its config
 TARGET_PASS_MINUTES = 10    # target: one TinyStories pass at the brief's model size ≤ 10 min
 
-# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's data sheets; the first
-# pattern that matches torch.cuda.get_device_name() wins, so the more specific names come first.
-BF16_PEAKS = [
-    (r"GH200", 989.4, "GH200"),
-    (r"H200 NVL", 835.5, "H200 NVL"),
-    (r"H200", 989.4, "H200 SXM"),
-    (r"H100 NVL", 835.5, "H100 NVL"),
-    (r"H100 PCIe", 756.5, "H100 PCIe"),
-    (r"H100|H800", 989.4, "H100 SXM"),
-    (r"B200", 2250.0, "B200"),
-    (r"B100", 1750.0, "B100"),
-    (r"A100|A800", 312.0, "A100"),
-    (r"L40S", 362.05, "L40S"),
-    (r"L40\b", 181.05, "L40"),
-    (r"\bL4\b", 121.0, "L4"),
-    (r"\bA30\b", 165.0, "A30"),
-    (r"\bA10\b", 125.0, "A10"),
-    (r"RTX 4090", 165.2, "GeForce RTX 4090 (fp32 accumulation)"),
-]
-
-
 def bf16_peak(name: str) -> tuple[float | None, str]:
-    """(dense bf16 peak in TFLOP/s, which data-sheet entry) for a GPU name; (None, 'unknown')."""
-    for pattern, tflops, label in BF16_PEAKS:
-        if re.search(pattern, name):
-            return tflops, label
-    return None, "unknown"
+    """(dense bf16 peak in TFLOP/s, which data-sheet entry) for a GPU name; (None, 'unknown'):
+    the table training runs use too (``tinyllm.train.peak.GPU_PEAKS``)."""
+    peak = gpu_peak(name, "bf16")
+    return (None, "unknown") if peak is None else (peak.flops_per_s / 1e12, peak.source)
 
 
 # -- the two model shapes ------------------------------------------------------------------------

@@ -148,6 +148,22 @@ def test_continuation_streams_what_stream_text_gives(model):
     assert list(api.continuation(model, TEXT, **options)) == list(stream_text(model, TEXT, **options))
 
 
+def test_a_tuned_model_is_asked_in_its_chat_template_as_generate_asks_it():
+    from tinyllm.tokenizer.chat import DEFAULT_TEMPLATE
+    torch.manual_seed(0)
+    tokenizer = Tokenizer("builtin")
+    tokenizer.chat_template = DEFAULT_TEMPLATE              # what instruction tuning saves
+    tuned = GPT(tokenizer, Config(hidden_size=32, num_heads=4, num_layers=1, context_size=64))
+    request = "Tell a story about a cat called Tom."
+    asked = api.as_request(tuned, request)["text"]
+    assert asked == "<|user|>\n" + request + "\n<|assistant|>\n"
+    assert api.run_info(tuned)["tokenizer"]["chat_template"] == DEFAULT_TEMPLATE
+    # the page asks, then continues the asked text: what GPT.generate gives for the request
+    answer = "".join(api.continuation(tuned, asked, max_new_tokens=10, temperature=0))
+    assert asked + answer == tuned.generate(request, max_new_tokens=10, temperature=0)
+    assert api.as_request(GPT(Tokenizer("builtin"), tuned.config), request) == {"text": request}
+
+
 def hooked_attention(model, ids, layer):
     attn = model.blocks[layer].attn
     saved = []

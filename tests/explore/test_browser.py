@@ -164,6 +164,8 @@ def test_stream_is_tinyllm_generates_text(server, model):
     status, text = post(f"{server}/api/stream", {"text": PROMPT, **options})
     assert status == 200
     assert text == "".join(stream_text(model, PROMPT, **options))
+    status, asked = post(f"{server}/api/request", {"text": PROMPT})   # no chat template: as is
+    assert (status, asked) == (200, {"text": PROMPT})
 
 
 @pytest.mark.parametrize("body, status, message", [

@@ -41,7 +41,7 @@ def test_every_field_is_an_option_with_its_default_in_the_help(capsys):
                  "--hidden", "--heads", "--context", "--window", "--dropout", "--tie-embeddings",
                  "--attention", "--eval-steps", "--schedule", "--save-every"):
         assert flag in text
-    assert "--warmup STEPS steps of linear warmup (default 20)" in text
+    assert "--warmup STEPS steps of linear warmup (default 20, 10 with --init-from)" in text
     assert "--weight-decay WEIGHT_DECAY decay of the weight matrices" in text
     assert "--layers N transformer blocks (default 4)" in text
 

@@ -16,17 +16,30 @@ import gc
 import os
 import re
 import sys
+import textwrap
 import traceback
 
 from ..errors import TinyLLMError
 from . import check, compare, data, evaluate, explore, export, generate, tokenizer, train
 
-COMMANDS = [train, data, generate, evaluate, explore, tokenizer, check, export, compare]  # --help's order
+COMMANDS = [train, data, generate, evaluate, explore, tokenizer, check, export,
+            compare]  # --help's order
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with lines never broken inside a flag's name ('--init-from')."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors in one or two lines: what was wrong (with the closest valid
     option for a misspelt one), and where the options are listed — not the whole usage."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         choice = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)

@@ -51,7 +51,7 @@ def run(args) -> int:
     span, text, trained_on = text_to_score(
         model.tokenizer, data=args.data, run=TrainConfig.from_dict(run) if run else None,
         val_fraction=args.val_fraction, everything=args.include_training_text,
-        text_field=args.text_field)
+        text_field=args.text_field, context_size=model.config.context_size)
     result = evaluate(model, span, token_byte_lengths(model.tokenizer), batch_size=args.batch_size,
                       max_batches=args.max_batches)
     result.update(model=str(args.model), text=text, includes_training_text=trained_on)

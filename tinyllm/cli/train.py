@@ -49,6 +49,7 @@ def run(args) -> int:
     from ..train.device import resolve_device
     from ..train.distributed import peer_failed, process_group
     from ..train.start import existing_run, new_run_dir, restarted_by_torchrun, same_run, train
+    from ..train.trackers import parse as parse_trackers
 
     if args.resume and args.arch:
         raise TinyLLMError("--arch sets up a new model: leave it out with --resume (the model "
@@ -57,7 +58,12 @@ def run(args) -> int:
         raise TinyLLMError("give --out DIR (where the model goes) or --resume DIR")
     source, fresh = find_resumable(args.resume) if args.resume else None, None
     if not args.resume:
-        base = TrainConfig(model=ARCHITECTURES[args.arch or "tinyllm"]())
+        if args.init_from and args.arch:
+            raise TinyLLMError("--arch sets up a new model: leave it out with --init-from (the "
+                               "architecture comes from the model it starts from)")
+        # fine-tuning (--init-from) has its own defaults: TrainConfig fills them in
+        base = TrainConfig(model=_pretrained_config(args.init_from) if args.init_from else
+                           ARCHITECTURES[args.arch or "tinyllm"](), init_from=args.init_from)
         fresh = cfg = replace(base, **config_changes(args, base))
         # a rerun (--resume-if-exists) or torchrun's restart of the group continues the run
         if args.resume_if_exists or restarted_by_torchrun():
@@ -70,6 +76,7 @@ def run(args) -> int:
             raise TinyLLMError(f"{args.out} holds another run ({differs} differs): continue it "
                                "with --resume, or choose another --out")
         cfg = saved.resumed(**config_changes(args, saved))
+    parse_trackers(cfg.report_to)          # a tracker not installed: said before the data is read
     out = Path(args.out) if args.out else run_dir(source)
     resume_from = args.resume or (args.out if source is not None else None)
     with process_group(resolve_device(cfg.device)) as dist:   # torchrun: join the others
@@ -104,14 +111,28 @@ def _intact_checkpoint(out: Path) -> str:
             f"itself, or run again with --resume {out}")
 
 
+def _pretrained_config(name):
+    """The config of the model --init-from names: the options given change it."""
+    from ..formats import read_model
+    from ..model.config import Config
+    return Config.from_dict(read_model(name).config)
+
+
 def _print_start(model, splits, plan, dist, resumed):
     c, cfg = model.config, plan.cfg
     processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
     doing = "training" if resumed is None else f"continuing from step {resumed:,}:"
+    if resumed is None and cfg.init_from is not None:
+        doing = f"fine-tuning {cfg.init_from} (lr {cfg.lr:.3g}, {cfg.optimizer}):"
+    data = f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
+    if hasattr(splits.train, "learn"):     # instruction examples
+        cut = f"; {splits.train.cut:,} cut to the context" if splits.train.cut else ""
+        data = (f"{len(splits.train.ids):,} examples of {cfg.data}, learning "
+                f"{'every token' if cfg.train_on_prompt else 'the answers'}{cut} ("
+                f"{len(splits.validation.ids):,} held out: ")
     print(f"{doing} {model.num_parameters() / 1e6:.2f}M parameters ({c.num_layers} layers, "
           f"{c.hidden_size} wide, context {c.context_size}, vocabulary {c.vocab_size}) on "
-          f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
-          f"{splits.how}), {plan.device}{processes}, {plan.precision}; dropout "
+          f"{data}{splits.how}), {plan.device}{processes}, {plan.precision}; dropout "
           f"{c.residual_dropout or 0:.2g}, weight decay {cfg.weight_decay:.2g}"
           f"{' (for now: the speed of the first steps sets them)' if plan.by_speed else ''}",
           file=sys.stderr)
@@ -123,13 +144,33 @@ def _print_summary(summary, out, cfg):
               f"{cfg.patience} evaluations since step {summary['best_step']} (--patience)")
     final = summary["final"]
     if final is not None:
-        bpb = f", {final['val_bpb']:.3f} bits/byte" if "val_bpb" in final else ""
+        from ..data.instructions import is_instruction_data
+        answers = " of the answers" if is_instruction_data(cfg.data, cfg.text_field) else ""
+        bpb = f", {final['val_bpb']:.3f} bits/byte{answers}" if "val_bpb" in final else ""
         print(f"done: {summary['steps']} steps, {summary['tokens']:,} tokens in "
               f"{summary['seconds']:.0f}s; validation loss {final['val_loss']:.4f}{bpb} "
               f"(best {summary['best_val_loss']:.4f})")
+    if summary["tokens_per_s"]:
+        print(_speed_line(summary))
     print(f"model (best validation loss): {out}    metrics: {out / 'metrics.jsonl'}    "
           f"loss curve: {out / 'loss.png'}")
+    from ..train.trackers import parse, viewer
+    for name in parse(cfg.report_to):
+        print(f"{name + ':':11} {viewer(name, out)}")
     print(f"generate:  tinyllm generate --model {out} \"Once upon a time\"    "
           f"(Python: GPT.from_pretrained('{out}'))")
     print(f"evaluate:  tinyllm eval --model {out}    (on the text it held out)")
     print(f"continue:  tinyllm train --resume {out} --max-steps {summary['steps'] * 2}")
+
+
+def _speed_line(summary) -> str:
+    """'speed: 9,870 tokens/s, 85.9 GFLOP/s of training, MFU 38.1% of 226 GFLOP/s (measured
+    ...)': the training steps after the warm-up ones, against the device's peak."""
+    from ..train.peak import flops_text
+    line = (f"speed: {summary['tokens_per_s']:,} tokens/s, "
+            f"{flops_text(summary['flops_per_s'])} of training")
+    peak = summary["peak"]
+    if peak is None:
+        return line + " (no peak known for this device: no MFU)"
+    return (f"{line}, MFU {summary['mfu']:.1%} of {flops_text(peak['flops_per_s'])} "
+            f"({peak['source']})")

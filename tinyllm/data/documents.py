@@ -257,6 +257,11 @@ class Source:
                 yield "".join(parts)
                 parts = []
 
+    def records(self) -> Iterator[tuple[object, str]]:
+        """(record, where) of a source of records (JSON, JSON Lines, Parquet, a dataset), in
+        order: each whole record, not only its text, with where it is for messages."""
+        raise TinyLLMError(f"{self.name} holds text, not records")
+
     def identity(self) -> str:
         """A key for caches derived from the content (see the module docstring)."""
         raise NotImplementedError
@@ -294,6 +299,15 @@ class FileSource(Source):
             yield from _pieces(_READERS[kind](path, compression, self.text_field, report))
             done += size
             self.bytes_read = done
+
+    def records(self) -> Iterator[tuple[object, str]]:
+        for path in self.files:
+            kind, compression = _format(path)
+            if kind not in _RECORD_READERS:
+                raise TinyLLMError(f"{path} is text, not records: give JSONL, JSON or Parquet "
+                                   "records")
+            for value, where in _RECORD_READERS[kind](path, compression, lambda _: None):
+                yield value, f"{path} {where}"
 
     def identity(self) -> str:
         kinds = [_format(f)[0] for f in self.files]
@@ -378,6 +392,12 @@ class HFSource(Source):
         except OSError as e:   # the network went away while streaming
             raise TinyLLMError(f"reading {self.name} failed ({type(e).__name__}: "
                                f"{_one_line(e)}): try again, or use local files") from None
+
+    def records(self) -> Iterator[tuple[object, str]]:
+        n = 0
+        for row in self._builder.as_streaming_dataset(split=self.split):
+            yield row, f"{self.name} row {n}"
+            n += 1
 
     def identity(self) -> str:
         if self.local:   # the content of the files this split reads
@@ -644,9 +664,33 @@ def _not_utf8(path, compression, offset: int, error: UnicodeDecodeError) -> Tiny
 
 def _read_jsonl(path: Path, compression, text_field, report) -> Iterator[str]:
     """The ``text_field`` of each line's JSON object (or the line's JSON string), in batches."""
+    return _batched_texts(_jsonl_records(path, compression, report), text_field, path)
+
+
+def _read_json(path: Path, compression, text_field, report) -> Iterator[str]:
+    """A .json file: an array of records, streamed element by element; a file that does not
+    start with '[' is read as JSON Lines (many .json files are)."""
+    return _batched_texts(_json_records(path, compression, report), text_field, path)
+
+
+def _batched_texts(records, text_field: str, path) -> Iterator[str]:
+    """The text of each (record, where) in batches of about RECORD_BATCH_CHARS characters."""
+    texts, chars = [], 0
+    for value, where in records:
+        text = _record_text(value, text_field, path, where)
+        texts.append(text)
+        chars += len(text)
+        if chars >= RECORD_BATCH_CHARS:
+            yield _join_records(texts)
+            texts, chars = [], 0
+    yield _join_records(texts)
+
+
+def _jsonl_records(path: Path, compression, report) -> Iterator[tuple[object, str]]:
+    """(value, 'line N') of each non-blank line of a JSON Lines file."""
     with _open_binary(path, compression) as (stream, raw):
         lines = iter(stream)
-        texts, chars, line_no = [], 0, 0
+        line_no = 0
         while True:
             line = _guard(lambda: next(lines, None), path, compression)
             if line is None:
@@ -660,34 +704,36 @@ def _read_jsonl(path: Path, compression, text_field, report) -> Iterator[str]:
                 reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
                 raise TinyLLMError(f"{path} line {line_no} is not valid JSON ({reason}): fix "
                                    "or remove that line") from None
-            text = _record_text(value, text_field, path, f"line {line_no}")
-            texts.append(text)
-            chars += len(text)
-            if chars >= RECORD_BATCH_CHARS:
-                report(raw.tell())
-                yield _join_records(texts)
-                texts, chars = [], 0
+            report(raw.tell())
+            yield value, f"line {line_no}"
         report(raw.tell())
-        yield _join_records(texts)
 
 
-def _read_json(path: Path, compression, text_field, report) -> Iterator[str]:
-    """A .json file: an array of records, streamed element by element; a file that does not
-    start with '[' is read as JSON Lines (many .json files are)."""
+def _json_records(path: Path, compression, report) -> Iterator[tuple[object, str]]:
+    """(value, 'element N (line L)') of each element of a .json file's array (JSON Lines when
+    it does not start with '[')."""
     with _open_binary(path, compression) as (stream, _):
         head = _guard(lambda: stream.peek(64), path, compression)
     if not head.lstrip(b" \t\r\n\xef\xbb\xbf").startswith(b"["):
-        yield from _read_jsonl(path, compression, text_field, report)
+        yield from _jsonl_records(path, compression, report)
         return
-    texts, chars = [], 0
     for value, index, line in _json_array(_read_text(path, compression, None, report), path):
-        text = _record_text(value, text_field, path, f"element {index} (line {line})")
-        texts.append(text)
-        chars += len(text)
-        if chars >= RECORD_BATCH_CHARS:
-            yield _join_records(texts)
-            texts, chars = [], 0
-    yield _join_records(texts)
+        yield value, f"element {index} (line {line})"
+
+
+def _parquet_records(path: Path, compression, report) -> Iterator[tuple[object, str]]:
+    """(row as a dict, 'row N') of each row of a Parquet file, read in batches of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        parquet = pq.ParquetFile(path)
+        n = 0
+        for batch in parquet.iter_batches(batch_size=256):
+            for row in batch.to_pylist():
+                yield row, f"row {n}"
+                n += 1
+    except (pa.ArrowException, OSError) as e:
+        raise TinyLLMError(f"{path} is not a readable Parquet file ({_one_line(e)})") from None
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -829,6 +875,7 @@ def _json_type(value) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+_RECORD_READERS = {"jsonl": _jsonl_records, "json": _json_records, "parquet": _parquet_records}
 _READERS = {"text": _read_text, "jsonl": _read_jsonl, "json": _read_json,
             "parquet": _read_parquet}
 

@@ -213,6 +213,14 @@ def continuation(model, text: str, *, max_new_tokens: int = 100, temperature: fl
     return stream_text(model, text, max_new_tokens=max_new_tokens, seed=seed, **sampling)
 
 
+def as_request(model, text: str) -> dict:
+    """{'text': ``text`` as a request in the model's chat template (``GPT.as_request``)}: what
+    a model tuned on requests is asked with, for the page to continue; a model without a
+    template gets the text as it is."""
+    _check_text(text)
+    return {"text": model.as_request(text)}
+
+
 def compare(models: dict, text: str, *, position: int | None = None, temperature: float = 1.0,
             top_k: int | None = None, top_p: float | None = None, top: int = 5) -> dict:
     """The same text through several models side by side ({name: model}): each one's token
@@ -304,7 +312,8 @@ def run_info(model, metrics: list[dict] | None = None) -> dict:
                   for r in metrics if "val_loss" in r]
     return {"parameters": model.num_parameters(), "config": model.config.to_dict(),
             "tokenizer": {"vocab_size": model.tokenizer.vocab_size,
-                          "eos_token_id": model.tokenizer.eos_token_id},
+                          "eos_token_id": model.tokenizer.eos_token_id,
+                          "chat_template": model.tokenizer.chat_template},
             "train": [{"step": r["step"], "loss": r["loss"]} for r in metrics if "loss" in r],
             "validation": validation,
             "best": min(validation, key=lambda r: r["loss"]) if validation else None}
@@ -438,6 +447,6 @@ def _char_to_byte() -> dict:
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
-__all__ = ["analyze", "next_tokens", "step", "continuation", "compare", "run_info", "encode",
+__all__ = ["analyze", "next_tokens", "step", "continuation", "as_request", "compare", "run_info", "encode",
            "trace", "Trace", "Ablation", "parse_ablation", "token_surprise", "next_token_table",
            "attention_view", "logit_lens_view", "max_tokens", "MAX_TOKENS", "MAX_TEXT_CHARS", "MAX_NEW_TOKENS", "MAX_TOP"]

@@ -45,6 +45,7 @@ FIELDS = {   # what each POST endpoint accepts besides "model"
     "next": ("text", "position", *SAMPLING, "top", "ablate"),
     "step": ("text", *SAMPLING, "seed"),
     "stream": ("text", "max_new_tokens", *SAMPLING, "seed"),
+    "request": ("text",),
     "compare": ("text", "position", *SAMPLING, "top"),
 }
 
@@ -108,6 +109,7 @@ def create_app(checkpoints: dict, info: dict, *, loopback_only: bool = True) -> 
         endpoint("analyze", api.analyze),
         endpoint("next", api.next_tokens),
         endpoint("step", api.step),
+        endpoint("request", api.as_request),
         Route("/api/stream", stream, methods=["POST"]),
         Route("/api/compare", compare, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

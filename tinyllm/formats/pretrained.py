@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import TinyLLMError
 from ..files import DamagedFile, read_json
+from ..tokenizer.chat import CHAT_TEMPLATE_FILE
 from ..tokenizer.tokenizer import TOKENIZER_FILES
 from .directory import (CONFIG, LAST, TRAINER_STATE, read_model_dir, saying_what_is_intact,
                         verify)
@@ -68,7 +69,8 @@ def _download(repo_id: str) -> Path:
     from huggingface_hub.errors import RepositoryNotFoundError
     try:
         directory = Path(snapshot_download(
-            repo_id, allow_patterns=[CONFIG, "model*.safetensors*", *TOKENIZER_FILES]))
+            repo_id, allow_patterns=[CONFIG, "model*.safetensors*", *TOKENIZER_FILES,
+                                     CHAT_TEMPLATE_FILE]))
         if not list(directory.glob("model*.safetensors")):  # older repos: pickle weights only
             directory = Path(hf_hub_download(repo_id, WEIGHTS_PICKLE)).parent  # same snapshot
     except RepositoryNotFoundError:

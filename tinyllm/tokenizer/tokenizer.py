@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import TinyLLMError
 from ..files import atomic_write, home
+from .chat import CHAT_TEMPLATE_FILE
 
 EOT = "<|endoftext|>"                      # ends every document; GPT-2's id 50256
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
@@ -51,6 +52,10 @@ class Tokenizer:
                                    "joins tokens that are not in vocab.json: are these files "
                                    "from the same tokenizer?")
         self.backend = backend
+        # how a conversation is laid out for a model tuned on requests (tinyllm.tokenizer.chat)
+        template = directory / CHAT_TEMPLATE_FILE
+        self.chat_template: str | None = template.read_text("utf-8") if template.is_file() \
+            else None
         if backend == "fast":
             self._impl = _fast_tokenizer(self.vocab, self.merges)
         elif backend == "tinyllm":
@@ -93,14 +98,23 @@ class Tokenizer:
         return h.hexdigest()[:16]
 
     def save(self, directory) -> list[str]:
-        """Write ``vocab.json`` and ``merges.txt`` to ``directory`` (each atomically); returns
-        their names."""
+        """Write ``vocab.json`` and ``merges.txt`` to ``directory`` (each atomically), and the
+        chat template when there is one; returns their names."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for n in TOKENIZER_FILES:
             if (self.path / n).resolve() != (directory / n).resolve():
                 atomic_write(directory / n, (self.path / n).read_bytes())
-        return list(TOKENIZER_FILES)
+        if self.chat_template is None:
+            return list(TOKENIZER_FILES)
+        atomic_write(directory / CHAT_TEMPLATE_FILE, self.chat_template.encode("utf-8"))
+        return [*TOKENIZER_FILES, CHAT_TEMPLATE_FILE]
+
+    def chat_prompt(self, request: str) -> str:
+        """The text that asks a tuned model ``request``: the request as a user message in the
+        chat template, ending where the answer begins."""
+        from .chat import render, request as as_messages
+        return render(self.chat_template, as_messages(request), EOT, add_generation_prompt=True)
 
     def __repr__(self) -> str:
         return f"Tokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"

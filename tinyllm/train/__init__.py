@@ -12,6 +12,8 @@
     checkpoint.py   run directories and training checkpoints that resume exactly
     device.py, distributed.py  where a run computes; torchrun's processes
     evaluate.py     held-out loss, perplexity, bits per byte
+    peak.py         the device's peak FLOP/s: a run's model FLOP utilisation (MFU)
+    trackers.py     --report-to: the metrics in TensorBoard, W&B, MLflow, trackio
     plot.py, compare.py        loss curves; runs side by side
 
 ``TrainConfig`` is light; the rest (PyTorch with it) is imported when first asked for, so that the

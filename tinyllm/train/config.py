@@ -17,6 +17,13 @@ token about once (the real TinyStories, ~470 M tokens) loses quality to them. So
 ``weight_decay`` (and the model's dropout, where left as None) default to ``regularization(passes)``
 of the run's planned passes over its training tokens (``planned_passes``).
 
+Fine-tuning (``init_from``: a pretrained model to start from) has its own defaults for the
+learning rate, the optimizer and the warmup (``FINE_TUNING``), measured as the pretraining ones
+were (docs/training.md, "Fine-tuning"): starting from trained weights, pretraining's learning
+rate undoes what they learned. They apply to the fields left as None (``TrainConfig`` fills them
+in when it is made): ``TrainConfig(init_from=DIR)`` is a fine-tuning run, ``TrainConfig()`` a
+pretraining one.
+
 A resumed run is its saved configuration with the options given again applied on top
 (``resumed``); the model, the tokenizer and the optimizer cannot change (``fixed``), and a
 budget given again replaces the saved budget.
@@ -44,6 +51,11 @@ VAL_BY = ("bytes", "documents")
 # measured best: dropout 0 and weight decay 0.1 each beat 0.1 and 2.0 there, and lose by
 # ~0.06 bits per byte in regime (a) (~25 passes). docs/ladder.md.
 REGULARIZATION = ((1.0, 0.0, 0.1), (14.0, 0.1, 2.0))
+
+# The defaults that differ between a run from random weights and one from a trained model
+# (``init_from``), chosen by the sweep of docs/training.md "Fine-tuning".
+PRETRAINING = {"lr": 3e-3, "optimizer": "muon", "warmup_steps": 20}
+FINE_TUNING = {"lr": 3e-4, "optimizer": "adamw", "warmup_steps": 10, "weight_decay": 0.0}
 
 # Training FLOP/s one process sustains, to turn a time budget into planned passes: on a CPU,
 # per thread, from the default model on a 2-core AMD EPYC (1,180 steps of 2,048 tokens in
@@ -117,10 +129,18 @@ class TrainConfig:
         "ceil(F × their number) of them; a run saved without this setting resumes with it)"))
     text_field: str = option("text", metavar="NAME", group=DATA, help=(
         "the JSON field or the Parquet / dataset column that holds the text"))
+    train_on_prompt: bool = option(False, group=DATA, help=(
+        "instruction data (records with prompt/completion or messages): learn the prompts' "
+        "tokens too, not only the answers'"))
     tokenizer: str | None = option(None, metavar="SPEC", group=DATA, fixed=True, help=(
         "gpt2, builtin, bpe-N (trained on --data) or a directory with vocab.json and merges.txt "
         "(default: builtin for sample, else bpe-4096)"))
     # -- the model
+    init_from: str | None = option(None, metavar="MODEL", group=MODEL, fixed=True, help=(
+        "fine-tune: start from this model's weights (a tinyllm run or model directory, a "
+        "Hugging Face GPT-Neo, GPT-NeoX or Llama directory, a hub id) and read the data with "
+        "its tokenizer; its architecture is kept (only dropout and a shorter --context may be "
+        "set), the learning rate, optimizer and warmup default to the fine-tuning ones"))
     model: Config = option(default_factory=default_model, group=MODEL, fixed=True)
     # -- budget: training stops at the first one reached
     max_steps: int | None = option(None, "optimizer steps", metavar="N", group=BUDGET,
@@ -137,15 +157,20 @@ class TrainConfig:
                                     group=OPTIMIZATION)
     grad_accum: int = option(1, "micro-batches whose gradients add up to one optimizer step",
                              metavar="K", group=OPTIMIZATION)
-    optimizer: str = option("muon", "muon: Muon for the blocks' weight matrices and AdamW for "
-                                    "the rest; adamw; adam (plain Adam, as the blog series "
-                                    "trains: no decoupled decay)",
-                            choices=OPTIMIZERS, group=OPTIMIZATION, fixed=True)
-    lr: float = option(3e-3, "peak learning rate", group=OPTIMIZATION)
+    optimizer: str | None = option(
+        None, "muon: Muon for the blocks' weight matrices and AdamW for the rest; adamw; adam "
+              "(plain Adam, as the blog series trains: no decoupled decay); default "
+              f"{PRETRAINING['optimizer']}, {FINE_TUNING['optimizer']} with --init-from",
+        choices=OPTIMIZERS, group=OPTIMIZATION, fixed=True)
+    lr: float | None = option(None, f"peak learning rate (default {PRETRAINING['lr']:g}, "
+                                    f"{FINE_TUNING['lr']:g} with --init-from)",
+                              group=OPTIMIZATION)
     min_lr: float | None = option(None, "learning rate at the end of the decay (default lr/10)",
                                   group=OPTIMIZATION)
-    warmup_steps: int = option(20, "steps of linear warmup", flag="--warmup", metavar="STEPS",
-                               group=OPTIMIZATION)
+    warmup_steps: int | None = option(
+        None, f"steps of linear warmup (default {PRETRAINING['warmup_steps']}, "
+              f"{FINE_TUNING['warmup_steps']} with --init-from)",
+        flag="--warmup", metavar="STEPS", group=OPTIMIZATION)
     decay_steps: int | None = option(None, "length of warmup + decay (default: the step budget)",
                                      metavar="STEPS", group=OPTIMIZATION)
     schedule: str = option("cosine", "the learning rate after warmup: cosine down to --min-lr; "
@@ -173,6 +198,11 @@ class TrainConfig:
                               "validation loss (the best model is kept anyway: what follows "
                               "only overfits); 0: never", metavar="N", group=EVALUATION)
     log_every: int = option(10, "steps between metrics rows", metavar="N", group=EVALUATION)
+    report_to: str = option("none", "also log the metrics rows and the settings to tensorboard, "
+                                    "wandb, mlflow or trackio (comma-separated; each on this "
+                                    "machine unless its own environment variables say otherwise; "
+                                    "pip install \"tinyllm[NAME]\"); none",
+                            metavar="NAME[,NAME]", group=EVALUATION)
     save_every: int | None = option(None, "steps between checkpoints (default: --eval-every)",
                                     metavar="N", group=EVALUATION)
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:N or mps",
@@ -185,6 +215,10 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        defaults = FINE_TUNING if self.init_from is not None else PRETRAINING
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if isinstance(self.model, dict):
             self.model = Config.from_dict(self.model)
         self.validate()
@@ -304,5 +338,6 @@ def _flag(name: str) -> str:
     return name
 
 
-__all__ = ["TrainConfig", "default_model", "gpt_neo_model", "llama_model", "ARCHITECTURES",
+__all__ = ["TrainConfig", "PRETRAINING", "FINE_TUNING", "default_model", "gpt_neo_model",
+           "llama_model", "ARCHITECTURES",
            "DEFAULT_MAX_STEPS", "regularization", "planned_passes", "REGULARIZATION"]

@@ -11,6 +11,9 @@ starts), every token but the first of a bare array of ids:
 Loss and perplexity depend on the tokenizer (a bigger vocabulary has fewer, harder tokens);
 bits per byte does not, so it compares models with different tokenizers on the same text.
 ``bytes(y)`` is ``token_byte_lengths(tokenizer)[y]`` (the end-of-story token counts as 1 byte).
+
+Instruction examples (``tinyllm.data.instructions.Examples``) are scored on their answers: the
+sums run over the answer tokens only, so their bits per byte are the answers'.
 """
 import math
 
@@ -18,6 +21,8 @@ import numpy as np
 import torch
 
 from ..data.documents import open_source
+from ..data.instructions import (IGNORE, Examples, is_instruction_data, load_examples,
+                                 read_examples)
 from ..data.tokens import eval_batches, load_splits, prepare
 from .device import autocast
 from ..errors import TinyLLMError
@@ -40,16 +45,16 @@ def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
     was_training = model.training
     model.eval()
     try:
-        for n, batch in enumerate(eval_batches(tokens, batch_size, block_size)):
+        for n, (x, y) in enumerate(_pairs(tokens, batch_size, block_size)):
             if max_batches and n >= max_batches:
                 break
-            batch = batch.to(device, non_blocking=True)
-            x, y = batch[:, :-1], batch[:, 1:]                         # (B, T) each
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # (B, T)
             with autocast(device, precision):
                 nats = model.loss(x, y, reduction="sum")
+            scored = y != IGNORE                                       # the targets scored
             total_nats += nats.double()
-            total_bytes += lengths[y].sum()
-            total_tokens += y.numel()
+            total_bytes += (lengths[y.clamp(min=0)] * scored).sum()
+            total_tokens += int(scored.sum())
     finally:
         model.train(was_training)
     if total_tokens == 0:
@@ -61,8 +66,18 @@ def evaluate(model, tokens, byte_lengths: np.ndarray, *, batch_size: int = 32,
             "tokens": total_tokens, "bytes": nbytes}
 
 
+def _pairs(tokens, batch_size: int, block_size: int):
+    """(inputs, targets) batches, (B, T) each, walking ``tokens`` once in order."""
+    if isinstance(tokens, Examples):
+        yield from tokens.in_order(batch_size)
+        return
+    for batch in eval_batches(tokens, batch_size, block_size):
+        yield batch[:, :-1], batch[:, 1:]
+
+
 def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None = None,
-                  everything: bool = False, text_field: str = "text"):
+                  everything: bool = False, text_field: str = "text",
+                  context_size: int | None = None):
     """Which text ``tinyllm eval`` scores: (token span, what it is in words, whether the model
     trained on some of it). ``run`` is the ``TrainConfig`` of the run that made the model, or
     None.
@@ -77,6 +92,8 @@ def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None 
             raise TinyLLMError("give --data: this model was not written by 'tinyllm train', so "
                                "there is no held-out text of its own to score")
         data, text_field = run.data, run.text_field
+    if is_instruction_data(data, text_field):      # requests and answers: score the answers
+        return _answers_to_score(tokenizer, data, run, text_field, context_size)
     source = open_source(data, split="train", text_field=text_field)
     same = run is not None and source.identity() == \
         open_source(run.data, split="train", text_field=run.text_field).identity()
@@ -96,6 +113,19 @@ def text_to_score(tokenizer, *, data=None, run=None, val_fraction: float | None 
                 f"all of {source.name}, the text the run trained on included", True)
     source = open_source(data, split="validation", text_field=text_field)
     return prepare(source, tokenizer).span(), f"all of {source.name}", False
+
+
+def _answers_to_score(tokenizer, data, run, text_field, context_size):
+    """Instruction data: the run's held-out examples when it is the run's data, else every
+    example; scored on the answers."""
+    read = dict(template=tokenizer.chat_template, context_size=context_size or 1 << 30,
+                text_field=text_field)
+    if run is not None and data == run.data:
+        splits = load_examples(data, tokenizer, val_data=run.val_data,
+                               val_fraction=run.val_fraction, **read)
+        return splits.validation, f"the answers of {splits.how}", False
+    examples = read_examples(data, tokenizer, split="validation", **read)
+    return examples, f"the answers of all {len(examples.ids):,} examples of {data}", False
 
 
 __all__ = ["evaluate", "text_to_score"]

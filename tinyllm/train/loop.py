@@ -21,6 +21,7 @@ An output directory of ``fit``:
 import contextlib
 import math
 import signal
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from ..errors import TinyLLMError
 from ..files import WriteError, append_metrics, lock, write_metrics
 from ..formats import save_model
+from ..data.instructions import Examples
 from ..data.tokens import random_batches, rank_shard
 from . import checkpoint
 from .checkpoint import LOSS_PLOT, METRICS, RunState
@@ -43,9 +45,11 @@ from .device import Bf16Copy, autocast, fast_matmuls, tokens_on_device
 from .distributed import Dist
 from .evaluate import evaluate
 from .optim import make_optimizer, set_lr, set_weight_decay
+from .peak import device_peak, flops_text, utilisation
 from .plan import Plan, plan_run
 from .plot import plot_metrics
 from .schedule import lr_at
+from .trackers import Trackers, parse as parse_trackers
 
 
 def fit(model, train_tokens, val_tokens, cfg, *, byte_lengths=None, out_dir=None,
@@ -116,7 +120,8 @@ class LossModule(nn.Module):
 
 def optimizer_step(loss_fn, optimizer, micro_batches, cfg, device, params,
                    bf16_copy: Bf16Copy | None = None):
-    """One optimizer step over ``micro_batches`` (each (B, T+1) token ids): the mean loss of
+    """One optimizer step over ``micro_batches`` (each (B, T+1) token ids, or (inputs,
+    targets) pairs (B, T) whose ignored targets are -100: instruction examples): the mean loss of
     the micro-batches is back-propagated (gradients add up, each scaled by 1/k), clipped to
     norm ``cfg.clip``, and applied. Returns (loss, grad_norm) as 0-d tensors (no sync).
 
@@ -127,8 +132,11 @@ def optimizer_step(loss_fn, optimizer, micro_batches, cfg, device, params,
     k = len(micro_batches)
     total = torch.zeros((), device=device)
     for i, batch in enumerate(micro_batches):
-        batch = batch.to(device, non_blocking=True)
-        x, y = batch[:, :-1], batch[:, 1:]                        # (B, T) inputs, next tokens
+        if isinstance(batch, tuple):                              # examples: targets given
+            x, y = (t.to(device, non_blocking=True) for t in batch)
+        else:
+            batch = batch.to(device, non_blocking=True)
+            x, y = batch[:, :-1], batch[:, 1:]                    # (B, T) inputs, next tokens
         skip_sync = i < k - 1 and hasattr(loss_fn, "no_sync")
         with loss_fn.no_sync() if skip_sync else contextlib.nullcontext():
             with autocast(device, cfg.precision):
@@ -176,7 +184,14 @@ class Run:
         self.checked_loss = None         # its loss, averaged over the ranks and checked
         self.last_eval = None            # the latest evaluation's metrics row
         self.window = _Window()          # steps, tokens and seconds since the last metrics row
+        self.measured = _Window()        # the same over the whole run, after the warm-up steps
+        self.peak = None                 # the device's peak FLOP/s (tinyllm.train.peak; rank 0)
         self.bar = None
+        self.report_to = parse_trackers(self.cfg.report_to)   # checked on every rank
+        if self.report_to and out_dir is None:
+            raise TinyLLMError("--report-to needs the run's directory (--out): its trackers "
+                               "keep their files and ids there")
+        self.trackers = None             # rank 0's (tinyllm.train.trackers)
         self._signals = _StopSignals()   # caught while ``running``
         self.governor = None             # on a CPU, the thread count (tinyllm.train.cpu)
         self.best_rate, self.said_busy = 0, False   # tokens/s at best; the busy line said
@@ -198,7 +213,10 @@ class Run:
         self._restore_rng(self.state)
 
     def batches(self, train_tokens):
-        """Random packed windows from this rank's shard of the training tokens, forever."""
+        """Random packed windows from this rank's shard of the training tokens, forever (for
+        instruction examples: random examples, each in a row of its own)."""
+        if isinstance(train_tokens, Examples):
+            return train_tokens.random_batches(self.cfg.batch_size, self.sampler)
         shard = tokens_on_device(rank_shard(train_tokens, self.dist.rank, self.dist.world_size),
                                  self.device)
         batches = random_batches(shard, self.cfg.batch_size, self.model.config.context_size,
@@ -223,6 +241,9 @@ class Run:
             stack.enter_context(fast_matmuls(self.device))
             if self.device.type == "cpu":
                 self.governor = stack.enter_context(ThreadGovernor(self.cfg.threads))
+            if self.dist.is_main:        # the first run on a CPU measures it (about a second)
+                self.peak = device_peak(self.device, self.plan.precision,
+                                        self.governor.threads if self.governor else None)
             if self.out_dir is not None:
                 stack.enter_context(lock(self.out_dir, "training run"))
                 stack.enter_context(self._saving("the metrics"))
@@ -231,6 +252,10 @@ class Run:
             stack.enter_context(self._signals)
             if progress and self.dist.is_main:
                 self.bar = stack.enter_context(contextlib.closing(_progress_bar(self)))
+            if self.report_to and self.out_dir is not None:
+                self.trackers = Trackers(self.report_to, self.out_dir, self.cfg.to_dict(),
+                                         self.saved_step, self._say)
+                stack.callback(self.trackers.close)
             yield
 
     # -- the loop's events --------------------------------------------------------------------
@@ -253,12 +278,15 @@ class Run:
         set_lr(self.optimizer, lr)
         loss, norm = optimizer_step(self.loss_fn, self.optimizer, micro_batches, cfg,
                                     self.device, self.params, self.bf16_copy)
+        tokens = self._tokens(micro_batches)
         s.step += 1
-        s.tokens += self.plan.tokens_per_step
+        s.tokens += tokens
         seconds = time.perf_counter() - t0
         (s.elapsed, self.reserve), self.signal = self.dist.agree(
             (self._wall_clock(), self._end_reserve()), self._signals.signal)
-        self.window.add(self.plan.tokens_per_step, seconds)
+        self.window.add(tokens, seconds)
+        if s.step - self.clock[2] > WARM_STEPS:
+            self.measured.add(tokens, seconds)
         self.last_step = (loss, norm, lr)
         self._measure_speed()
         if self.governor is not None:
@@ -266,6 +294,13 @@ class Run:
         if self.bar is not None:
             self.bar.update(1 if self.plan.total_steps is not None
                             else round(s.elapsed) - self.bar.n)
+
+    def _tokens(self, micro_batches) -> int:
+        """The positions one step computes, over all ranks: the plan's windows, or for
+        instruction examples the rows as long as the step's longest example."""
+        if isinstance(micro_batches[0], tuple):
+            return sum(x.numel() for x, _ in micro_batches) * self.dist.world_size
+        return self.plan.tokens_per_step
 
     def due(self) -> tuple[bool, bool, bool]:
         """(log, evaluate, save): what this step calls for. The last step always logs; its
@@ -293,12 +328,13 @@ class Run:
 
     def log_training(self) -> None:
         """A metrics row of the training loss (as ``check`` found it), learning rate, gradient
-        norm and tokens/s."""
+        norm, tokens/s, and the training FLOP/s and MFU they make (``tinyllm.train.peak``)."""
         _, norm, lr = self.last_step
         s = self.state
         row = {"step": s.step, "tokens": s.tokens, "loss": self.checked_loss, "lr": lr,
                "grad_norm": float(norm), "tokens_per_s": self.window.rate(),
                "elapsed": round(s.elapsed, 3)}
+        row.update(utilisation(row["tokens_per_s"], self.model.config, self.peak))
         if self.governor is not None:
             row["threads"] = self.governor.threads
         self._log(row)
@@ -366,13 +402,18 @@ class Run:
             self.bar.update(round(self.state.elapsed) - self.bar.n)
 
     def summary(self) -> dict:
-        s = self.state
+        s, rate = self.state, self.measured.rate()
+        speed = utilisation(rate, self.model.config, self.peak) if rate else {}
         return {"steps": s.step, "tokens": s.tokens, "seconds": s.elapsed,
                 "total_steps": self.plan.total_steps, "signal": self.signal,
                 "final": self.last_eval, "stopped_early": self.early, "best_step": s.best_step,
                 "best_val_loss": None if math.isinf(s.best_val_loss) else s.best_val_loss,
                 "out_dir": str(self.out_arg) if self.out_arg is not None else None,
-                "replanned": self.replanned, "metrics": s.metrics}
+                "replanned": self.replanned, "metrics": s.metrics,
+                # the speed of the training steps after the warm-up ones (evaluations left out)
+                "tokens_per_s": rate or None, "flops_per_s": speed.get("flops_per_s"),
+                "mfu": speed.get("mfu"),
+                "peak": None if self.peak is None else vars(self.peak)}
 
     # -- a time budget ----------------------------------------------------------------------
     def _wall_clock(self) -> float:
@@ -455,6 +496,16 @@ class Run:
         if self.out_dir is not None:
             with self._saving("the metrics"):
                 append_metrics(self.out_dir / METRICS, row)
+        if self.trackers is not None:
+            self.trackers.log(row)
+
+    def _say(self, line: str) -> None:
+        """A line for the user: on the progress bar, else logged (Python's logging prints a
+        warning as its line on stderr when nothing else is set up)."""
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            logging.getLogger(__name__).warning(line)
 
     def _evaluate(self) -> dict:
         t0 = time.perf_counter()
@@ -581,7 +632,9 @@ def _clock_time(seconds: float) -> str:
 
 def _postfix(row: dict, steps: bool = False) -> str:
     step = f"step {row['step']:,}  " if steps else ""
-    return f"{step}loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s"
+    mfu = f"  MFU {row['mfu']:.1%}" if "mfu" in row else ""
+    return (f"{step}loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['tokens_per_s']:,} tok/s  "
+            f"{flops_text(row['flops_per_s'])}{mfu}")
 
 
 class _StopSignals:

@@ -140,6 +140,12 @@ async function stream() {
   setText($("#text").value);
 }
 
+async function ask() {            // a tuned model: the text as a request in its template
+  const asked = await request("ask", async () =>
+    (await post("/api/request", {text: $("#text").value})).json());
+  if (asked) { $("#text").value = asked.text; await stream(); }
+}
+
 // -- drawing: tokens -----------------------------------------------------------------------------
 
 const maxBits = () => Math.log2(currentInfo().tokenizer.vocab_size);   // a uniform guess
@@ -537,6 +543,7 @@ function describeModel() {
   $("#model-summary").textContent = `${info.label} · ${(info.parameters / 1e6).toFixed(2)} M parameters · ` +
     `${c.num_layers} layers × ${c.num_heads} heads, ${c.hidden_size} wide, context ${c.context_size}, ` +
     `vocabulary ${c.vocab_size.toLocaleString()}`;
+  $("#ask").hidden = !info.tokenizer.chat_template;
 }
 
 // -- start ----------------------------------------------------------------------------------------
@@ -575,6 +582,7 @@ async function start() {
   $("#step-greedy").addEventListener("click", () => step(true));
   $("#step-sample").addEventListener("click", () => step(false));
   $("#stream").addEventListener("click", stream);
+  $("#ask").addEventListener("click", ask);
   $("#lens-colour").addEventListener("change", drawLens);
   document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   document.addEventListener("mouseover", (e) => {
