@@ -226,3 +226,11 @@ def test_fine_tuning_continues_from_the_weights(kind, tmp_path):
                  "--layers", "2", "--context", "64", "--tokenizer", "builtin", *common]) == 0
     tuned, fresh = _bpb(tmp_path / "tuned", text), _bpb(tmp_path / "fresh", text)
     assert tuned < fresh - 0.5, (tuned, fresh)
+    if kind != "tinyllm":                    # and back out in the format it came from
+        from transformers import AutoModelForCausalLM
+        assert main(["export", "--model", str(tmp_path / "tuned"), "--out",
+                     str(tmp_path / "tuned-hf")]) == 0
+        came, went = (json.loads((d / "config.json").read_text())["architectures"]
+                      for d in (start, tmp_path / "tuned-hf"))
+        assert went == came
+        AutoModelForCausalLM.from_pretrained(tmp_path / "tuned-hf")
