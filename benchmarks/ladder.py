@@ -23,68 +23,47 @@ Regimes:
       being short, it also favours what learns fast. Otherwise the run is ``tinyllm train``'s,
       unchanged (``--max-steps`` set to the pass; ``Run.batches`` replaced in that process).
 
-Each run is a separate process with OMP_NUM_THREADS=1, two at a time (``--parallel 2`` on the
-2-core machine): runs go side by side in pairs, so that every run sees the same load. The
-result of each (rung, regime, seed) is appended to ``--results`` as one JSON line as soon as
-it is done; ``run`` skips the ones already there, so a long ladder resumes where it stopped.
-``report`` pairs every rung's seed with the default's same seed (same initial weights and, in
-(a), the same batches): Δ = bits per byte (rung) - bits per byte (default), mean ± sd over the
-seeds; a change is "better" when mean + 2·sd/√n < 0, "worse" when mean - 2·sd/√n > 0, else
-"within noise". It also draws each regime's runs with ``tinyllm compare``.
+The rungs are a sweep file, ``benchmarks/ladder.toml`` (each a named set of ``tinyllm train``
+options; its seeds, 1 2 3), and ``run`` is a ``tinyllm sweep`` of them per regime
+(``tinyllm.train.sweep``), in WORKDIR/sweeps/a-600s/ and WORKDIR/sweeps/b-pass1/, each run an
+ordinary run directory (RUNG/seed-N/). Each run is a separate process, two at a time
+(``--parallel 2`` on the 2-core machine, one thread each), so that every run sees the same load;
+its command is this file's ``job``, which trains it (for (b): the one-pass order) and then
+scores its best checkpoint on test.txt (RUN/ladder_score.json). The sweep is resumable: ``run``
+again continues it — finished runs are not redone, a stopped one continues from its checkpoint
+(in (b), at the same place in its one-pass order). As each run is finished its result (rung,
+regime, seed, test bits per byte, steps, passes...) is appended to ``--results`` as one JSON
+line, the format this file always wrote. ``report`` pairs every rung's seed with the default's
+same seed (same initial weights and, in (a), the same batches) and gives the sweep's verdict
+(``tinyllm.train.sweep.verdict``): Δ = bits per byte (rung) - bits per byte (default), mean ± sd
+over the seeds; a change is "better" when mean + 2·sd/√n < 0, "worse" when mean - 2·sd/√n > 0,
+else "within noise". It also draws each regime's runs with ``tinyllm compare``.
 
-Smoke test (seconds, tiny model): ``python benchmarks/ladder.py run --seconds 4 --seeds 1 2
---rungs default rotary --pass-fraction 0.1 --extra "--layers 1 --hidden 32 --heads 4"
---workdir /tmp/ladder_smoke --results /tmp/ladder_smoke/results.jsonl``, then ``report``.
+Smoke test (tiny model, about a minute on 2 cores): ``python benchmarks/ladder.py run --seconds
+4 --seeds 1 2 --rungs default rotary --pass-fraction 0.1 --extra "--layers 1 --hidden 32 --heads
+4" --workdir /tmp/ladder_smoke --results /tmp/ladder_smoke/results.jsonl``, then ``report
+--results /tmp/ladder_smoke/results.jsonl --out-dir /tmp/ladder_smoke``.
 """
 import argparse
 import json
-import math
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))        # tinyllm from this checkout, also when not installed
+from tinyllm.train.sweep import Sweep, read_config, summarize  # noqa: E402
+
 STORIES = REPO.parent / "shared" / "data" / "tinystories" / "validation_head_stories.txt"
 EOT = "<|endoftext|>"
-
-# name: tinyllm train flags, each an ablation against the default (the first rung). The README's
-# tables were measured at commit a55b4af, whose default was today's --arch gpt-neo with dropout
-# 0.1 and weight decay 2.0 whatever the passes (the rules they led to are today's defaults).
-RUNGS = {
-    "default": [],
-    "gpt-neo": ["--arch", "gpt-neo"],       # learned positions: the default before the ladder
-    "rotary": ["--position", "rotary"],
-    "rmsnorm": ["--norm", "rmsnorm"],
-    "swiglu": ["--mlp", "gated", "--activation", "silu"],
-    "relu2": ["--activation", "relu2"],
-    "no-bias": ["--no-bias"],
-    "qk-norm": ["--qk-norm"],
-    "softcap-15": ["--logit-softcap", "15"],
-    "zero-init": ["--zero-init"],
-    "wsd": ["--schedule", "wsd"],
-    "llama": ["--arch", "llama"],
-    "llama+qk-norm+zero-init+wsd": ["--arch", "llama", "--qk-norm", "--zero-init",
-                                    "--schedule", "wsd"],
-    # the changes that won alone in regime (b), together (GPT-Neo's norm and MLP kept)
-    "rotary+zero-init+wsd": ["--position", "rotary", "--zero-init", "--schedule", "wsd"],
-    "rotary+zero-init+wsd+no-bias+qk-norm": ["--position", "rotary", "--zero-init", "--schedule",
-                                             "wsd", "--no-bias", "--qk-norm"],
-    # regularisation, to set tinyllm.train_config.REGULARIZATION for each regime
-    "weight-decay-0.1": ["--weight-decay", "0.1"],
-    "weight-decay-0.5": ["--weight-decay", "0.5"],
-    "dropout-0": ["--dropout", "0"],
-    # the candidate defaults, against a55b4af's default: in (b) with the one-pass regularisation
-    "rotary+zero-init": ["--position", "rotary", "--zero-init"],
-    "rotary+one-pass-reg": ["--position", "rotary", "--dropout", "0", "--weight-decay", "0.1"],
-    "rotary+zero-init+one-pass-reg": ["--position", "rotary", "--zero-init", "--dropout", "0",
-                                      "--weight-decay", "0.1"],
-}
+RUNGS_FILE = Path(__file__).with_name("ladder.toml")
+SCORE = "ladder_score.json"          # a run's score on test.txt, written by ``job``
+LADDER = read_config(RUNGS_FILE)     # baseline, seeds, train and the rungs (settings)
+RUNGS = LADDER["settings"]
 REGIMES = {"a": "many passes (10 CPU minutes over 80 % of the head)",
            "b": "one pass (each training token once)"}
 
@@ -126,28 +105,27 @@ def one_pass_batches(tokens, batch_size: int, context: int, seed: int):
 
 # -- one run (in its own process) --------------------------------------------------------------
 
-def job(args) -> dict:
-    """Train one (rung, regime, seed) through tinyllm's command line, score it on test.txt."""
-    from tinyllm.cli import main as tinyllm
-    split, out = Path(args.workdir) / "split", Path(args.out)
-    flags = shlex.split(args.flags)
-    shutil.rmtree(out, ignore_errors=True)               # a fresh run, never a resumed one
-    command = ["train", "--data", str(split), "--out", str(out), "--seed", str(args.seed),
-               "--quiet", *flags]
+def job(args, train: list[str]) -> int:
+    """Train one run (``train``: its ``tinyllm train`` options, from the sweep) through
+    tinyllm's command line, then score its best checkpoint on test.txt into RUN/ladder_score.json."""
+    from tinyllm.cli import build_parser, main as tinyllm
+    from tinyllm.files import write_json
+    parsed = build_parser().parse_args(["train", *train])
+    out, split = Path(parsed.out), Path(parsed.data)
     info = {}
-    if args.regime == "a":
-        command += ["--max-time", str(args.seconds)]
-    else:
-        steps, info = _one_pass(command, args.pass_fraction)
-        command += ["--max-steps", str(steps), "--eval-every", str(max(1, steps // 8))]
-    if tinyllm(command) != 0:
-        raise SystemExit(f"tinyllm {' '.join(command)} failed")
-    return {**_score(out, split / "test.txt"), **info}
+    if args.regime == "b":
+        steps, info = _one_pass(["train", *train], args.pass_fraction)
+        train = [*train, "--max-steps", str(steps), "--eval-every", str(max(1, steps // 8))]
+    code = tinyllm(["train", *train])
+    if code == 0:
+        write_json(out / SCORE, {**_score(out, split / "test.txt"), **info})
+    return code
 
 
 def _one_pass(command: list, fraction: float) -> tuple[int, dict]:
     """Steps of one pass for ``command``'s configuration; makes this process's runs train on
-    ``one_pass_batches`` instead of random windows."""
+    ``one_pass_batches`` instead of random windows (a resumed run where it was in that order)."""
+    import itertools
     from dataclasses import replace
     from tinyllm.cli import build_parser
     from tinyllm.cli.options import config_changes
@@ -157,13 +135,14 @@ def _one_pass(command: list, fraction: float) -> tuple[int, dict]:
     from tinyllm.train.plan import plan_run
     from tinyllm.train.start import run_splits
     parsed = build_parser().parse_args(command)
-    base = TrainConfig(model=ARCHITECTURES[parsed.arch or "gpt-neo"]())
+    base = TrainConfig(model=ARCHITECTURES[parsed.arch or "tinyllm"]())
     cfg = plan_run(replace(base, **config_changes(parsed, base)), None).cfg   # batch, tokenizer
     tokens = run_splits(cfg, load_tokenizer(cfg.tokenizer, cfg.data)).train.tokens
     windows = (len(tokens) - 1) // cfg.model.context_size
     steps = max(1, int(windows // cfg.batch_size * fraction))
-    Run.batches = lambda run, train_tokens: one_pass_batches(
-        train_tokens.tokens, run.cfg.batch_size, run.model.config.context_size, run.cfg.seed)
+    Run.batches = lambda run, train_tokens: itertools.islice(one_pass_batches(
+        train_tokens.tokens, run.cfg.batch_size, run.model.config.context_size, run.cfg.seed),
+        run.state.step * run.cfg.grad_accum, None)
     return steps, {"one_pass_steps": steps, "windows": windows}
 
 
@@ -181,7 +160,7 @@ def _score(run: Path, test: Path) -> dict:
         if tinyllm(["eval", "--model", str(run), "--data", str(test), "--json"]) != 0:
             raise SystemExit(f"tinyllm eval of {run} failed")
     scored = json.loads(printed.getvalue().strip().splitlines()[-1])
-    seen = read_run(str(run))
+    seen = read_run(f"{run.parent.name}={run}")
     train_tokens = len(load_splits(str(test.parent), GPT.from_pretrained(run).tokenizer).train)
     last = seen["tokens"][-1]
     return {"test_bpb": scored["bits_per_byte"], "test_loss": scored["loss"],
@@ -191,7 +170,19 @@ def _score(run: Path, test: Path) -> dict:
             "parameters": seen["parameters"]}
 
 
-# -- the ladder ---------------------------------------------------------------------------------
+# -- the ladder: a sweep per regime -----------------------------------------------------------
+
+def regime_sweep(args, regime: str) -> Sweep:
+    """The sweep of ``args.rungs`` × ``args.seeds`` in ``regime``, in WORKDIR/sweeps/REGIME-BUDGET."""
+    split = Path(args.workdir) / "split"
+    budget = (["--max-time", f"{args.seconds:g}"] if regime == "a" else [])
+    name = f"a-{args.seconds:g}s" if regime == "a" else f"b-pass{args.pass_fraction:g}"
+    return Sweep(Path(args.workdir) / "sweeps" / name,
+                 settings={rung: RUNGS[rung] for rung in args.rungs}, seeds=args.seeds,
+                 train=[*LADDER["train"], "--data", str(split), *budget,
+                        *shlex.split(args.extra)],
+                 baseline=LADDER["baseline"] if LADDER["baseline"] in args.rungs else None)
+
 
 def run_ladder(args) -> None:
     workdir = Path(args.workdir)
@@ -202,38 +193,34 @@ def run_ladder(args) -> None:
     # the tokenizer and the token cache, once, before runs share them
     subprocess.run([sys.executable, "-m", "tinyllm", "data", "--data", str(workdir / "split")],
                    check=True, stdout=subprocess.DEVNULL)
-    done = {_key(r) for r in read_results(results)}
-    todo = [(regime, rung, seed) for regime in args.regimes for rung in args.rungs
-            for seed in args.seeds if _key(_row(args, regime, rung, seed)) not in done]
-    seconds = sum(args.seconds if regime == "a" else 60 for regime, _, _ in todo)
-    hours = seconds / 3600 / args.parallel
-    print(f"{len(todo)} runs to do ({len(done)} already in {results}), about {hours:.1f} h",
-          flush=True)
-    cpu = _cpu_model()
-
-    def one(item):
-        regime, rung, seed = item
-        row = _row(args, regime, rung, seed)
-        out = workdir / "runs" / regime / f"{rung}-seed{seed}"
-        command = [sys.executable, __file__, "job", "--regime", regime, "--seed", str(seed),
-                   "--seconds", str(args.seconds), "--pass-fraction", str(args.pass_fraction),
-                   "--workdir", str(workdir), "--out", str(out), f"--flags={row['flags']}"]  # = : flags may start with --
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        started = time.time()
-        done_ = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done_.returncode != 0:
-            print(f"FAILED {regime} {rung} seed {seed}:\n{done_.stderr[-2000:]}", flush=True)
-            return
-        result = json.loads(done_.stdout.strip().splitlines()[-1])
-        row.update(result, run=str(out), cpu=cpu, wall=round(time.time() - started, 1))
-        with open(results, "a", encoding="utf-8") as f:     # one writer: this process
-            f.write(json.dumps(row) + "\n")
-        print(f"{regime} {rung:28s} seed {seed}: {row['test_bpb']:.4f} bits/byte, "
-              f"{row['steps']} steps, {row['passes']} passes", flush=True)
-
+    sweeps = {regime: regime_sweep(args, regime) for regime in args.regimes}
+    todo = {regime: len(s.runs()) - len(s.finished()) for regime, s in sweeps.items()}
+    seconds = sum(n * (args.seconds if regime == "a" else 60) for regime, n in todo.items())
+    print(f"{sum(todo.values())} runs to do (in {', '.join(str(s.out) for s in sweeps.values())}"
+          f"), about {seconds / 3600 / args.parallel:.1f} h", flush=True)
     results.parent.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(args.parallel) as pool:
-        list(pool.map(one, todo))
+    cpu, started = _cpu_model(), {}
+    for regime, sweep in sweeps.items():
+        def record(event, run, regime=regime):
+            if event == "start":
+                started[run.key] = time.time()
+            if event != "done":
+                print(f"{regime} {run.label:28s} seed {run.seed}: {event}", flush=True)
+                return
+            row = _row(args, regime, run.label, run.seed)
+            if _key(row) in {_key(r) for r in read_results(results)}:
+                return
+            row.update(json.loads((run.dir / SCORE).read_text("utf-8")), run=str(run.dir),
+                       cpu=cpu, wall=round(time.time() - started.get(run.key, time.time()), 1))
+            with open(results, "a", encoding="utf-8") as f:     # one writer: this process
+                f.write(json.dumps(row) + "\n")
+            print(f"{regime} {run.label:28s} seed {run.seed}: {row['test_bpb']:.4f} bits/byte, "
+                  f"{row['steps']} steps, {row['passes']} passes", flush=True)
+
+        command = [sys.executable, __file__, "job", "--regime", regime,
+                   "--pass-fraction", str(args.pass_fraction), "--"]
+        for run, why in sweep.run(args.parallel, command=command, on_event=record):
+            print(f"FAILED {regime} {run.key}: {why}", flush=True)
 
 
 def _row(args, regime: str, rung: str, seed: int) -> dict:
@@ -266,36 +253,26 @@ def _cpu_model() -> str:
 # -- the report -----------------------------------------------------------------------------------
 
 def summarise(rows: list[dict]) -> dict:
-    """{regime: [one dict per rung: n, bits per byte mean/sd, Δ vs the default mean/sd (paired
-    by seed), verdict, steps, tokens/s, passes]}."""
+    """{regime: [the sweep's row per rung (``summarize``: runs, bits per byte mean/sd, Δ vs the
+    default mean/sd paired by seed, verdict), with its flags, steps, tokens/s, passes, runs]}."""
     out = {}
     for regime in sorted({r["regime"] for r in rows}):
         mine = [r for r in rows if r["regime"] == regime]
-        default = {r["seed"]: r["test_bpb"] for r in mine if r["rung"] == "default"}
-        table = []
-        for rung in dict.fromkeys(r["rung"] for r in mine):
-            runs = [r for r in mine if r["rung"] == rung]
-            bpb = [r["test_bpb"] for r in runs]
-            deltas = [r["test_bpb"] - default[r["seed"]] for r in runs if r["seed"] in default]
-            entry = {"rung": rung, "flags": runs[0]["flags"], "n": len(runs),
-                     "bpb": statistics.mean(bpb), "bpb_sd": _sd(bpb),
-                     "steps": statistics.mean(r["steps"] for r in runs),
-                     "tokens_per_s": statistics.mean(r["tokens_per_s"] or 0 for r in runs),
-                     "passes": statistics.mean(r["passes"] for r in runs),
-                     "runs": [r["run"] for r in runs]}
-            if rung != "default" and deltas:
-                mean, sd = statistics.mean(deltas), _sd(deltas)
-                margin = 2 * sd / math.sqrt(len(deltas)) if len(deltas) > 1 else math.inf
-                entry.update(delta=mean, delta_sd=sd, paired=len(deltas),
-                             verdict="better" if mean + margin < 0 else
-                             "worse" if mean - margin > 0 else "within noise")
-            table.append(entry)
+        by_rung = {}
+        for r in sorted(mine, key=lambda r: list(RUNGS).index(r["rung"]) if r["rung"] in RUNGS
+                        else len(RUNGS)):                 # in the rungs file's order
+            by_rung.setdefault(r["rung"], {})[r["seed"]] = r
+        table = summarize({rung: {seed: r["test_bpb"] for seed, r in runs.items()}
+                           for rung, runs in by_rung.items()}, LADDER["baseline"])
+        for entry in table:
+            runs = list(by_rung[entry["setting"]].values())
+            entry.update(flags=runs[0]["flags"],
+                         steps=statistics.mean(r["steps"] for r in runs),
+                         tokens_per_s=statistics.mean(r["tokens_per_s"] or 0 for r in runs),
+                         passes=statistics.mean(r["passes"] for r in runs),
+                         dirs=[r["run"] for r in runs])
         out[regime] = table
     return out
-
-
-def _sd(values) -> float:
-    return statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
 def report(args) -> None:
@@ -312,13 +289,14 @@ def report(args) -> None:
         print("|---|---|---:|---:|---:|---|---:|---:|---:|" + ("---:|" if brief else ""))
         for e in table:
             delta = (f"{e['delta']:+.4f} ± {e['delta_sd']:.4f}" if "delta" in e else "—")
-            line = (f"| {e['rung']} | `{e['flags'] or '(none)'}` | {e['n']} | "
+            line = (f"| {e['setting']} | `{e['flags'] or '(none)'}` | {e['runs']} | "
                     f"{e['bpb']:.4f} ± {e['bpb_sd']:.4f} | {delta} | {e.get('verdict', '')} | "
                     f"{e['steps']:,.0f} | {e['tokens_per_s']:,.0f} | {e['passes']:.2f} |")
             if brief:
                 line += f" {100 * (e['bpb'] / args.brief - 1):+.1f} % |"
             print(line)
-        existing = [(e["rung"], run) for e in table for run in e["runs"] if Path(run).is_dir()]
+        existing = [(e["setting"], run) for e in table for run in e["dirs"]
+                    if Path(run).is_dir()]
         if existing:
             png = out_dir / f"ladder_{regime}.png"
             drawn = compare([f"{rung}={run}" for rung, run in existing], out=png)
@@ -330,26 +308,24 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     sub.add_parser("list", help="the rungs and their flags")
-    r = sub.add_parser("run", help="run the runs not yet in --results")
+    r = sub.add_parser("run", help="run (or continue) the sweep of each regime")
     r.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=list(REGIMES))
     r.add_argument("--rungs", nargs="+", choices=list(RUNGS), default=list(RUNGS))
-    r.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    r.add_argument("--seeds", nargs="+", type=int, default=LADDER["seeds"])
     r.add_argument("--seconds", type=float, default=600, help="regime (a)'s budget")
     r.add_argument("--pass-fraction", type=float, default=1.0,
                    help="regime (b): the part of the pass to train on (1: all; less: smoke tests)")
     r.add_argument("--extra", default="", help="flags added to every run (smoke tests: a tiny "
                                                "model)")
-    r.add_argument("--parallel", type=int, default=2, help="runs side by side (one core each)")
+    r.add_argument("--parallel", type=int, default=2, help="runs side by side (the cores split "
+                                                           "between them)")
     r.add_argument("--workdir", default="/tmp/tinyllm_ladder")
     r.add_argument("--results", default="benchmarks/ladder.jsonl")
-    j = sub.add_parser("job", help="(internal) one run, in its own process")
+    j = sub.add_parser("job", help="(internal) train one run of the sweep and score it; its "
+                                   "sweep's command")
     j.add_argument("--regime", choices=list(REGIMES), required=True)
-    j.add_argument("--seed", type=int, required=True)
-    j.add_argument("--seconds", type=float, required=True)
     j.add_argument("--pass-fraction", type=float, default=1.0)
-    j.add_argument("--workdir", required=True)
-    j.add_argument("--out", required=True)
-    j.add_argument("--flags", default="")
+    j.add_argument("train", nargs=argparse.REMAINDER, help="after --: tinyllm train's options")
     s = sub.add_parser("report", help="mean ± sd of Δ bits per byte per rung; compare PNGs")
     s.add_argument("--results", default="benchmarks/ladder.jsonl")
     s.add_argument("--out-dir", default="benchmarks")
@@ -364,7 +340,7 @@ def main():
     elif args.what == "run":
         run_ladder(args)
     elif args.what == "job":
-        print(json.dumps(job(args)))
+        sys.exit(job(args, args.train[1:] if args.train[:1] == ["--"] else args.train))
     elif args.what == "report":
         report(args)
     else:

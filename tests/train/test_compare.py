@@ -85,3 +85,9 @@ def test_compare_reads_real_runs(tmp_path):
         assert row["steps"] == 6 and len(row["bpb"]) == 2 and 1 < row["best_bpb"] < 20
         assert row["tokens"] == [3 * 16 * 16, 6 * 16 * 16] and row["tokens_per_s"] > 0
         assert row["parameters"] == GPT.from_pretrained(row["path"]).num_parameters()
+
+
+def test_a_directory_whose_name_holds_an_equals_sign_is_a_directory(tmp_path):
+    run = fake_run(tmp_path / "lr=1e-3", [2.0, 1.8])        # as tinyllm sweep names settings
+    (row,) = compare([str(run)], out=tmp_path / "runs.png")
+    assert row["best_bpb"] == 1.8

@@ -20,9 +20,9 @@ import textwrap
 import traceback
 
 from ..errors import TinyLLMError
-from . import check, compare, data, evaluate, explore, export, generate, tokenizer, train
+from . import check, compare, data, evaluate, explore, export, generate, sweep, tokenizer, train
 
-COMMANDS = [train, data, generate, evaluate, explore, tokenizer, check, export,
+COMMANDS = [train, sweep, data, generate, evaluate, explore, tokenizer, check, export,
             compare]  # --help's order
 
 

@@ -40,7 +40,7 @@ def read_run(spec: str) -> dict:
     """One run, from ``DIR`` or ``LABEL=DIR``: its label, path, evaluations (tokens, seconds,
     bits per byte) and the table's figures."""
     label, sep, path = spec.partition("=")
-    if not sep or not label:
+    if not sep or not label or Path(spec).expanduser().is_dir():   # a sweep's lr=1e-3/seed-1
         label, path = "", spec
     path = Path(path).expanduser()
     if not (path / METRICS).is_file():
