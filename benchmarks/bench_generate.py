@@ -42,6 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_precision import cpu_name  # noqa: E402
 
+from tinyllm.errors import TinyLLMError  # noqa: E402
 from tinyllm.files import home  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
 from tinyllm.model.config import Config  # noqa: E402
@@ -67,7 +68,12 @@ def brief_next_token(gpt, text: str) -> str:
 def runners(model, new: int, brief: bool, llama: bool):
     """name -> (function generating, tokens it generates)."""
     ids = torch.tensor([model.tokenizer.encode(PROMPT)])
-    light = {d: convert(model, d) for d in ("bf16", "int8")}
+    light = {}
+    for dtype in ("bf16", "int8"):
+        try:
+            light[dtype] = convert(model, dtype)
+        except TinyLLMError as e:                # bf16 on a CPU without bf16 instructions
+            print(f"  no {dtype} runner: {e}")
 
     def ours(m, n=1):
         return lambda: sum(1 for _ in stream(m, ids, new, temperature=0, eos_token_id=None,
@@ -81,8 +87,8 @@ def runners(model, new: int, brief: bool, llama: bool):
                 text += brief_next_token(model, text)
         out["brief next_token loop"] = (loop, new)
     out["tinyllm fp32"] = (ours(model), new)
-    out["tinyllm bf16"] = (ours(light["bf16"]), new)
-    out["tinyllm int8"] = (ours(light["int8"]), new)
+    for dtype, light_model in light.items():
+        out[f"tinyllm {dtype}"] = (ours(light_model), new)
     out["tinyllm fp32 -n 8"] = (ours(model, 8), 8 * new)
     if llama:
         from tinyllm.model import llama_cpp
@@ -129,7 +135,11 @@ def agreement(run_dir: str, text_file: Path) -> None:
     ref = None
     print(f"{run_dir}: {windows.numel()} held-out tokens of {text_file.name}, windows of {T}")
     for dtype, everywhere in (("fp32", 0), ("bf16", 0), ("int8", 0), ("int8", 1)):
-        m = convert(model, dtype, **({"int8_min_weights": 0} if everywhere else {}))
+        try:
+            m = convert(model, dtype, **({"int8_min_weights": 0} if everywhere else {}))
+        except TinyLLMError as e:                # bf16 on a CPU without bf16 instructions
+            print(f"{dtype}: {e}")
+            continue
         dtype += ", every linear layer" if everywhere else ""
         nats, greedy = 0.0, []
         for w in windows.split(16):
