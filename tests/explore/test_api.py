@@ -378,3 +378,13 @@ def test_a_request_closed_half_sent_is_answered_without_a_traceback():
     with pytest.raises(HTTPException) as e:
         asyncio.run(server.read_json(Closed(b"x" * 100), server.FIELDS["stream"]))
     assert e.value.status_code == 400
+
+
+def test_explore_runs_an_int8_model_close_to_fp32(model):
+    from tinyllm.model.dtypes import convert
+    light = convert(model, "int8", int8_min_weights=0)           # every linear layer
+    exact, got = api.analyze(model, TEXT, layer=1), api.analyze(light, TEXT, layer=1)
+    assert got["bits_per_byte"] == pytest.approx(exact["bits_per_byte"], rel=0.05)
+    assert [t["id"] for t in got["tokens"]] == [t["id"] for t in exact["tokens"]]
+    assert len(got["next"]["tokens"]) == len(exact["next"]["tokens"])
+    assert "".join(api.continuation(light, TEXT, max_new_tokens=5, temperature=0))

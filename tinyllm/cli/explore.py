@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TinyLLMError
-from .options import add_device, add_threads, cpu_threads
+from .options import add_device, add_dtype, add_threads, cpu_threads
 
 HELP = "a local web page that shows inside a model"
 DESCRIPTION = ("Serve a local web page that shows inside a model: its tokens coloured by "
@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     add_device(parser, default="cpu")
+    add_dtype(parser)
     add_threads(parser)
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
 
@@ -52,7 +53,7 @@ def run(args) -> int:
     from ..explore import api
 
     cpu_threads(args)
-    checkpoints, info = load_checkpoints(args.model, args.compare, args.device)
+    checkpoints, info = load_checkpoints(args.model, args.compare, args.device, args.dtype)
     info["limits"] = {"max_text_chars": api.MAX_TEXT_CHARS, "max_new_tokens": api.MAX_NEW_TOKENS,
                       "max_top": api.MAX_TOP}
     loopback = is_loopback(args.host)
@@ -74,14 +75,15 @@ def run(args) -> int:
     return 0
 
 
-def load_checkpoints(path, compare=None, device="cpu") -> tuple[dict, dict]:
+def load_checkpoints(path, compare=None, device="cpu", dtype="fp32") -> tuple[dict, dict]:
     """The models to explore, {name: GPT}, and what /api/info tells about them: ``path``, and
     ``compare`` or else ``path/last`` (the last checkpoint of a 'tinyllm train' run) when there
     is one; each one's config and parameter count, and the run's curves from
-    ``path/metrics.jsonl``."""
+    ``path/metrics.jsonl``. ``dtype``: the weights they run with (``tinyllm.model.dtypes``)."""
     from ..explore.api import run_info
     from ..files import read_metrics
     from ..model import GPT
+    from ..model.dtypes import convert
     from ..train.checkpoint import LAST, METRICS, is_training_checkpoint
 
     path = Path(path).expanduser()
@@ -98,10 +100,10 @@ def load_checkpoints(path, compare=None, device="cpu") -> tuple[dict, dict]:
         if model.tokenizer is None:
             raise TinyLLMError(f"{source} has no tokenizer (vocab.json, merges.txt): explore needs "
                                "one to read text")
-        checkpoints[name] = model
         info = run_info(model, metrics if source == path else None)
-        info.update(name=name, label=_label(name, source, info), path=source.name)  # no more
-        # of the machine's paths than the directory's name
+        checkpoints[name] = convert(model, dtype)
+        info.update(name=name, label=_label(name, source, info), dtype=dtype,
+                    path=source.name)     # no more of the machine's paths than the directory's
         described.append(info)
     return checkpoints, {"checkpoints": described}
 

@@ -2,7 +2,7 @@
 import sys
 
 from ..errors import TinyLLMError
-from .options import add_device, add_model, add_threads, cpu_threads
+from .options import add_device, add_dtype, add_model, add_threads, cpu_threads
 
 HELP = "continue prompts with a model, streaming the text"
 
@@ -27,10 +27,7 @@ def add(sub):
     p.add_argument("--top-p", type=float, metavar="P",
                    help="sample only from the most likely tokens that add up to probability P")
     p.add_argument("--seed", type=int, metavar="S", help="random seed: the same S, the same text")
-    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "int8"),
-                   help="weights to generate with: fp32 (default, as trained), int8 (faster "
-                        "with a large head, CPU) or bf16 (AMX CPUs, GPUs); both change the text "
-                        "slightly: docs/models.md")
+    add_dtype(p)
     p.add_argument("--backend", default="tinyllm", choices=("tinyllm", "llama.cpp"),
                    help="tinyllm's own decoder (default), or llama.cpp on the model exported to "
                         "GGUF (needs pip install \"tinyllm[llama-cpp]\")")

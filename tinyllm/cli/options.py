@@ -16,6 +16,13 @@ def add_device(parser, default: str = "auto") -> None:
                              f"cuda, cuda:N or mps (default {default})")
 
 
+def add_dtype(parser) -> None:
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "int8"),
+                        help="weights to run with: fp32 (default, as trained), int8 (faster "
+                             "with a large head, CPU) or bf16 (AMX CPUs, GPUs); both change the "
+                             "numbers slightly: docs/models.md")
+
+
 def add_text_field(parser) -> None:
     field = _field("text_field")
     parser.add_argument("--text-field", default=TrainConfig.text_field, metavar="NAME",

@@ -542,7 +542,7 @@ function describeModel() {
   const info = currentInfo(), c = info.config;
   $("#model-summary").textContent = `${info.label} · ${(info.parameters / 1e6).toFixed(2)} M parameters · ` +
     `${c.num_layers} layers × ${c.num_heads} heads, ${c.hidden_size} wide, context ${c.context_size}, ` +
-    `vocabulary ${c.vocab_size.toLocaleString()}`;
+    `vocabulary ${c.vocab_size.toLocaleString()}` + (info.dtype && info.dtype !== "fp32" ? ` · ${info.dtype} weights` : "");
   $("#ask").hidden = !info.tokenizer.chat_template;
 }
 
