@@ -221,6 +221,11 @@ def test_a_killed_sweep_continues_without_redoing_finished_runs(tmp_path, home, 
         time.sleep(0.1)
     assert _finished(out) == list(kept) and len(kept) < 8
 
+    assert main([*argv[:-len(TINY) - 1], "--table", "--json", "--", *TINY]) == 0   # so far,
+    partial = json.loads(capsys.readouterr().out)                           # training nothing
+    assert sum(row["runs"] for row in partial["settings"]) == len(kept)
+    assert _finished(out) == list(kept) and all(_files(out / k) == f for k, f in kept.items())
+
     assert main(argv) == 0                   # the same command continues it
     printed = capsys.readouterr()
     assert f"continuing the sweep in {out}: {len(kept)} of 8 runs finished" in printed.err

@@ -41,6 +41,9 @@ def add(sub):
                         "named, e.g. lr=1e-3 (default: the first)")
     p.add_argument("--parallel", type=int, metavar="N",
                    help="runs at a time, each a process with 1/N of the cores (default 1)")
+    p.add_argument("--table", action="store_true",
+                   help="train nothing: print the table (and draw the picture) of the runs "
+                        "finished so far")
     add_json(p)
     p.add_argument("train_options", nargs="*", metavar="-- TRAIN OPTIONS",
                    help="after --: the options every run is trained with (see 'tinyllm train "
@@ -76,10 +79,11 @@ def build(args):
 
 
 def run(args) -> int:
-    from ..train.sweep import PICTURE, format_table
-
     sweep, parallel = build(args)
     total, done = len(sweep.runs()), len(sweep.finished())
+    if args.table:
+        print(f"the sweep in {sweep.out}: {done} of {total} runs finished", file=sys.stderr)
+        return _report(sweep, [], args.json)
     if done:
         print(f"continuing the sweep in {sweep.out}: {done} of {total} runs finished",
               file=sys.stderr)
@@ -102,13 +106,19 @@ def run(args) -> int:
         print(f"the sweep stopped with {finished[0]} of {total} runs finished (the others saved "
               "where they were): run the same command to continue it", file=sys.stderr)
         return 130
+    return _report(sweep, failed, args.json)
+
+
+def _report(sweep, failed, as_json: bool) -> int:
+    """The table of the finished runs (and DIR/compare.png), then the runs that failed."""
+    from ..train.sweep import PICTURE, format_table
     picture = None
     if sweep.compare_specs():
         from ..train.compare import compare
         picture = sweep.out / PICTURE
         compare(sweep.compare_specs(), out=picture)
     rows = sweep.table()
-    if args.json:
+    if as_json:
         print(json.dumps({"settings": [{k: None if isinstance(v, float) and math.isnan(v) else v
                                         for k, v in row.items()} for row in rows],
                           "png": str(picture) if picture else None,
