@@ -45,12 +45,11 @@ def run(args) -> int:
     import torch
     from ..model import GPT
     from ..model.dtypes import convert
-    from ..model.generate import check_options, continuations, stream_text
+    from ..model.generate import check_backend, check_options, continuations, stream_text
     from ..train.device import resolve_device
 
     check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.num_samples)
-    if args.backend != "tinyllm" and args.dtype != "fp32":
-        raise TinyLLMError("--backend llama.cpp runs the model in f32: leave out --dtype")
+    check_backend(args.backend, args.dtype)
     prompts = list(args.prompts)
     if args.prompt_file:
         try:

@@ -45,6 +45,7 @@ def add(sub):
 
 
 def run(args) -> int:
+    from ..data.instructions import Examples
     from ..train.checkpoint import find_resumable, run_dir, saved_train_config
     from ..train.device import resolve_device
     from ..train.distributed import peer_failed, process_group
@@ -79,10 +80,15 @@ def run(args) -> int:
     parse_trackers(cfg.report_to)          # a tracker not installed: said before the data is read
     out = Path(args.out) if args.out else run_dir(source)
     resume_from = args.resume or (args.out if source is not None else None)
+    answers = []                           # whether the run learns answers: _print_start says
+
+    def started(model, splits, plan, dist, resumed):
+        answers.append(isinstance(splits.train, Examples))
+        _print_start(model, splits, plan, dist, resumed)
     with process_group(resolve_device(cfg.device)) as dist:   # torchrun: join the others
         try:
             summary = train(cfg, out, resume_from=resume_from, dist=dist,
-                            progress=not args.quiet, on_start=_print_start if dist.is_main else None)
+                            progress=not args.quiet, on_start=started if dist.is_main else None)
         except RuntimeError as e:
             if not peer_failed(e, dist):
                 raise
@@ -97,7 +103,7 @@ def run(args) -> int:
                       f"with: tinyllm train --resume {out}", file=sys.stderr)
             return 128 + summary["signal"]
         if dist.is_main:
-            _print_summary(summary, out, cfg)
+            _print_summary(summary, out, cfg, of_answers=any(answers))
     return 0
 
 
@@ -119,13 +125,14 @@ def _pretrained_config(name):
 
 
 def _print_start(model, splits, plan, dist, resumed):
+    from ..data.instructions import Examples
     c, cfg = model.config, plan.cfg
     processes = f" × {dist.world_size} processes" if dist.world_size > 1 else ""
     doing = "training" if resumed is None else f"continuing from step {resumed:,}:"
     if resumed is None and cfg.init_from is not None:
         doing = f"fine-tuning {cfg.init_from} (lr {cfg.lr:.3g}, {cfg.optimizer}):"
     data = f"{len(splits.train):,} tokens of {cfg.data} ({len(splits.validation):,} held out: "
-    if hasattr(splits.train, "learn"):     # instruction examples
+    if isinstance(splits.train, Examples):     # instruction examples
         cut = f"; {splits.train.cut:,} cut to the context" if splits.train.cut else ""
         data = (f"{len(splits.train.ids):,} examples of {cfg.data}, learning "
                 f"{'every token' if cfg.train_on_prompt else 'the answers'}{cut} ("
@@ -138,14 +145,13 @@ def _print_start(model, splits, plan, dist, resumed):
           file=sys.stderr)
 
 
-def _print_summary(summary, out, cfg):
+def _print_summary(summary, out, cfg, of_answers: bool = False):
     if summary["stopped_early"]:
         print(f"stopped early at step {summary['steps']}: no better validation loss in "
               f"{cfg.patience} evaluations since step {summary['best_step']} (--patience)")
     final = summary["final"]
     if final is not None:
-        from ..data.instructions import is_instruction_data
-        answers = " of the answers" if is_instruction_data(cfg.data, cfg.text_field) else ""
+        answers = " of the answers" if of_answers else ""
         bpb = f", {final['val_bpb']:.3f} bits/byte{answers}" if "val_bpb" in final else ""
         print(f"done: {summary['steps']} steps, {summary['tokens']:,} tokens in "
               f"{summary['seconds']:.0f}s; validation loss {final['val_loss']:.4f}{bpb} "

@@ -19,6 +19,7 @@ padded after its end (the padding is ignored as a target, and causal attention n
 real token see it), so one example never attends to another. An example longer than the
 context is cut at context + 1 tokens; how many were cut is counted and reported.
 """
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -174,7 +175,7 @@ def load_examples(data, tokenizer, *, template: str | None, context_size: int,
     if len(train.ids) < 2:
         raise TinyLLMError("one example cannot be split into training and held-out examples: "
                            "give more, or --val-data")
-    k = max(1, -(-int(round(val_fraction * len(train.ids) * 1e6)) // 1_000_000))
+    k = math.ceil(val_fraction * len(train.ids))      # as the documents rule (data/tokens)
     answers = read_examples(data, tokenizer, **read) if train_on_prompt else train
     validation = Examples(answers.ids[-k:], answers.learn[-k:], train.eos)
     train = Examples(train.ids[:-k], train.learn[:-k], train.eos, train.cut)

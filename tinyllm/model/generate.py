@@ -12,11 +12,11 @@ new token costs one position:
               next ~ softmax(logits / t), restricted to the top k / top p    otherwise
 
 Both passes are the model's own forward (``GPT.forward(ids, cache=..., last_only=True)``): there
-is no second implementation of the network to keep in step with it. ``torch.compile`` of the
-decode step does not pay on a CPU, so generation stays eager: measured on a 2-core AMD EPYC
-(torch 2.13, the default shape), 31 s to compile, then a recompilation for every new position
-(the cache's length is a Python int); with ``dynamic=True`` 14 s and 8.7 ms a token, against
-eager's 1.4 ms.
+is no second implementation of the network to keep in step with it. Generation stays eager:
+``torch.compile`` of this decode step recompiles at every position (the cache's length is a
+Python int), and with a static-shape cache instead (``benchmarks/bench_compiled_decode.py``)
+the step is up to 2.2× faster but takes 15–25 s to compile, so it pays only after thousands of
+tokens (docs/models.md, "Generation speed").
 
 **Several at once.** ``stream(..., num_samples=n)`` prefills each prompt once and decodes its n
 samples as one batch; prompts of different lengths share one cache right-aligned
@@ -239,10 +239,18 @@ def stream_text(model, prompt: str, backend: str = "tinyllm", **options) -> Iter
     return decode_incrementally(tok, _until(_tokens(model, ids, backend, options), eos))
 
 
-def _tokens(model, ids: list, backend: str, options: dict) -> Iterator[int]:
-    """The new token ids after ``ids`` (one sequence), from ``backend``."""
+def check_backend(backend: str, dtype: str = "fp32") -> None:
+    """Raise ``TinyLLMError`` for an unknown backend, or llama.cpp with a dtype (it runs f32)."""
     if backend not in BACKENDS:
         raise TinyLLMError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend != "tinyllm" and dtype != "fp32":
+        raise TinyLLMError("the llama.cpp backend runs the model in f32: leave out --dtype "
+                           "(dtype='fp32')")
+
+
+def _tokens(model, ids: list, backend: str, options: dict) -> Iterator[int]:
+    """The new token ids after ``ids`` (one sequence), from ``backend``."""
+    check_backend(backend)
     if backend == "tinyllm":
         return (int(t[0]) for t in stream(model, torch.tensor([ids]), **options))
     from .llama_cpp import stream_tokens
@@ -300,10 +308,7 @@ def generate(model, prompt, max_new_tokens: int = 100, temperature: float = 1.0,
     from .dtypes import convert
     options.update(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                    top_p=top_p, seed=seed)
-    if backend not in BACKENDS:
-        raise TinyLLMError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    if backend != "tinyllm" and dtype != "fp32":
-        raise TinyLLMError("the llama.cpp backend runs the model in f32: leave dtype at 'fp32'")
+    check_backend(backend, dtype)
     model = convert(model, dtype)
     if isinstance(prompt, str) and num_samples == 1:
         return prompt + "".join(stream_text(model, prompt, backend, **options))
@@ -346,4 +351,4 @@ def _tokenizer(model):
 
 
 __all__ = ["prefill", "prefill_rows", "decode", "probabilities", "sample", "stream", "stream_text",
-           "continuations", "decode_incrementally", "generate", "BACKENDS"]
+           "continuations", "decode_incrementally", "generate", "check_backend", "BACKENDS"]

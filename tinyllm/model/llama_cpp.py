@@ -12,13 +12,14 @@ draws are llama.cpp's, not torch's: a seed repeats its own text, not tinyllm's.
 """
 import atexit
 import hashlib
-import os
+import weakref
 from typing import Iterator
 
 from ..errors import TinyLLMError
 from ..files import home
 
 _LOADED: dict = {}      # (GGUF path, threads) -> llama_cpp.Llama, loaded once per process
+_HASHED = weakref.WeakKeyDictionary()    # model -> (its tensors' identity, their hash)
 
 
 @atexit.register
@@ -31,18 +32,22 @@ def _close() -> None:
 
 def gguf_for(model, dtype: str = "f32") -> str:
     """The GGUF file of ``model``'s current weights in ``dtype`` (f32: its own numbers; q8_0:
-    8-bit blocks), exported on first use, then cached."""
+    8-bit blocks), exported on first use (atomically: ``export_gguf``), then cached. The
+    weights are hashed once while they stay unchanged (the same tensors, none written since)."""
     from ..formats import export_gguf
-    digest = hashlib.sha256(repr(model.config).encode())
-    digest.update(model.tokenizer.fingerprint.encode())
-    for name, t in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    path = home() / "gguf" / f"{digest.hexdigest()[:20]}-{dtype}.gguf"
+    state = model.state_dict()
+    unchanged = tuple((t.data_ptr(), t._version) for t in state.values())  # bumped by writes
+    known = _HASHED.get(model)
+    if known is None or known[0] != unchanged:
+        digest = hashlib.sha256(repr(model.config).encode())
+        digest.update(model.tokenizer.fingerprint.encode())
+        for name, t in state.items():
+            digest.update(name.encode())
+            digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        known = _HASHED[model] = (unchanged, digest.hexdigest()[:20])
+    path = home() / "gguf" / f"{known[1]}-{dtype}.gguf"
     if not path.is_file():
-        part = path.with_name(f"{path.name}.{os.getpid()}.part")
-        export_gguf(model, part, dtype)
-        os.replace(part, path)                 # whole or absent: a killed export leaves no file
+        export_gguf(model, path, dtype)
     return str(path)
 
 

@@ -15,7 +15,7 @@ from ..errors import TinyLLMError
 from ..model import GPT
 from . import checkpoint
 from ..tokenizer.chat import DEFAULT_TEMPLATE
-from .config import TrainConfig, _flag
+from .config import TrainConfig, _flag, default_model
 from .device import resolve_device
 from .distributed import Dist
 from .loop import fit
@@ -90,8 +90,7 @@ def pretrained_start(cfg: TrainConfig) -> GPT:
     if model.tokenizer is None:
         raise TinyLLMError(f"{cfg.init_from} has no tokenizer to read the data with: save it "
                            "with one")
-    untouched = type(cfg).__dataclass_fields__["model"].default_factory()
-    changed = {} if cfg.model == untouched else {
+    changed = {} if cfg.model == default_model() else {
         f.name: getattr(cfg.model, f.name) for f in fields(cfg.model)
         if f.name != "max_position_embeddings"         # follows --context; the table stays
         and getattr(cfg.model, f.name) != getattr(model.config, f.name)}
