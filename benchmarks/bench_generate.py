@@ -1,5 +1,5 @@
 """Generation speed, side by side in one process: the brief's loop, tinyllm's own decoder (fp32,
-bf16, int8; -n 8 as one batch) and llama.cpp on the very same model (f32 and q8_0).
+bf16, int8; -n 8 as one batch; eager and compiled) and llama.cpp on the very same model (f32 and q8_0).
 
 The brief generates with
 
@@ -20,7 +20,8 @@ Every runner generates ``--new`` greedy tokens after 'Once upon a' (eos never st
 untrained weights (speed does not depend on them). Runners are interleaved repeat by repeat, so
 that machine noise hits all alike; the table gives tokens/s min / median / max and each median
 against tinyllm fp32's. "-n 8" is 8 samples of the prompt decoded as one batch: total tokens/s
-and per sequence. llama.cpp runs the GGUF file tinyllm exports (``tinyllm.model.llama_cpp``,
+and per sequence. "compiled" is ``compile=True`` (``tinyllm generate --compile``), its compile
+paid in the warm-up (``bench_compiled_decode.py`` measures that time). llama.cpp runs the GGUF file tinyllm exports (``tinyllm.model.llama_cpp``,
 the ``--backend llama.cpp`` of ``tinyllm generate``); q8_0 is llama.cpp's 8-bit format, beside
 tinyllm's int8.
 
@@ -75,9 +76,9 @@ def runners(model, new: int, brief: bool, llama: bool):
         except TinyLLMError as e:                # bf16 on a CPU without bf16 instructions
             print(f"  no {dtype} runner: {e}")
 
-    def ours(m, n=1):
+    def ours(m, n=1, compile=False):
         return lambda: sum(1 for _ in stream(m, ids, new, temperature=0, eos_token_id=None,
-                                             num_samples=n))
+                                             num_samples=n, compile=compile))
 
     out = {}
     if brief:
@@ -90,6 +91,8 @@ def runners(model, new: int, brief: bool, llama: bool):
     for dtype, light_model in light.items():
         out[f"tinyllm {dtype}"] = (ours(light_model), new)
     out["tinyllm fp32 -n 8"] = (ours(model, 8), 8 * new)
+    out["tinyllm fp32 compiled"] = (ours(model, compile=True), new)   # compiled in the warm-up
+    out["tinyllm fp32 -n 8 compiled"] = (ours(model, 8, compile=True), 8 * new)
     if llama:
         from tinyllm.model import llama_cpp
         for dtype in ("f32", "q8_0"):
@@ -114,11 +117,11 @@ def bench(name, model, new, repeats, brief, llama):
     base = statistics.median(speeds["tinyllm fp32"])
     print(f"\n{name}: {new} new tokens, {repeats} interleaved repeats, "
           f"{torch.get_num_threads()} thread(s)")
-    print(f"  {'':24s} {'min':>8s} {'median':>8s} {'max':>8s}   tokens/s   ÷ tinyllm fp32")
+    print(f"  {'':28s} {'min':>8s} {'median':>8s} {'max':>8s}   tokens/s   ÷ tinyllm fp32")
     for label, s in speeds.items():
         med = statistics.median(s)
-        extra = f"   ({med / 8:.0f} per sequence)" if label.endswith("-n 8") else ""
-        print(f"  {label:24s} {min(s):8.0f} {med:8.0f} {max(s):8.0f}   {med / base:6.2f}{extra}")
+        extra = f"   ({med / 8:.0f} per sequence)" if "-n 8" in label else ""
+        print(f"  {label:28s} {min(s):8.0f} {med:8.0f} {max(s):8.0f}   {med / base:6.2f}{extra}")
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ says which process wrote it, so that the leftovers of a writer that was killed c
 the work of one still running (``remove_temporaries``).
 
     $TINYLLM_HOME            the cache (default ~/.cache/tinyllm): GPT-2's tokenizer, TinyStories,
-                             trained tokenizers, prepared tokens (``home``)
+                             trained tokenizers, prepared tokens, GGUF files and compiled
+                             decode steps for generation (``home``)
 
 A directory that is later trusted carries a checksum manifest (``write_manifest``,
 ``check_manifest``).

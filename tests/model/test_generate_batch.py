@@ -132,3 +132,54 @@ def test_rows_of_different_lengths_decode_together_as_each_alone(shape):
     alone = [torch.stack(list(stream(model, [r], 30, temperature=0, eos_token_id=None)), 1)
              for r in rows]
     assert torch.equal(together, torch.cat(alone).repeat_interleave(2, 0))
+
+
+@pytest.fixture(scope="module")
+def compiled_home(tmp_path_factory):
+    """One TINYLLM_HOME for the compiled-step tests: a shape compiles once for all of them."""
+    return tmp_path_factory.mktemp("compiled_home")
+
+
+def test_compiled_generation_equals_eager(compiled_home, monkeypatch):
+    """The compiled step through a static cache gives eager generation's greedy tokens: rows of
+    different lengths right-aligned, two samples each, local windows, past the context, one
+    row alone; and a second model of the same shape, other weights, runs the same program
+    (compiled once, kept in $TINYLLM_HOME/compiled) with its own weights; a damaged program
+    in the cache is compiled again."""
+    from tinyllm.model import Config
+    monkeypatch.setenv("TINYLLM_HOME", str(compiled_home))
+    config = Config(hidden_size=32, embedding_size=32, num_layers=2, num_heads=4, context_size=16,
+                    window_size=5, attention_layers=["global", "local"], vocab_size=61)
+    g = torch.Generator().manual_seed(0)
+    rows = [torch.randint(0, 61, (n,), generator=g).tolist() for n in (1, 9, 4)]
+    for seed in (0, 1, 2):
+        if seed == 2:                                  # a damaged file: compiled again
+            program, = (compiled_home / "compiled").glob("*.pt2")
+            program.write_bytes(program.read_bytes()[:1000])
+        torch.manual_seed(seed)
+        model = randomize(GPT(None, config), seed=seed, std=0.3).eval()
+        for prompts in (rows, rows[1:2]):
+            eager, compiled = (torch.stack(list(stream(model, prompts, 24, temperature=0,
+                                                       eos_token_id=None, num_samples=2,
+                                                       compile=c)), 1)
+                               for c in (False, True))
+            assert torch.equal(compiled, eager)
+    assert len(list((compiled_home / "compiled").glob("*.pt2"))) == 1
+
+
+def test_generate_compile_flag(model, compiled_home, tmp_path, capsys, monkeypatch):
+    """``tinyllm generate --compile`` prints eager generation's text; with llama.cpp it is
+    refused in one line, and so is a model with int8 layers."""
+    from tinyllm.cli import main
+    monkeypatch.setenv("TINYLLM_HOME", str(compiled_home))
+    model.save_pretrained(tmp_path / "m")
+    args = ["generate", "--model", str(tmp_path / "m"), "Once upon a time", "--temperature", "0",
+            "--max-new-tokens", "12"]
+    assert main(args + ["--compile"]) == 0
+    assert capsys.readouterr().out == model.generate("Once upon a time", max_new_tokens=12,
+                                                     temperature=0) + "\n"
+    assert main(args + ["--compile", "--backend", "llama.cpp"]) == 1
+    err = capsys.readouterr().err
+    assert "--compile" in err and err.count("\n") == 1
+    with pytest.raises(TinyLLMError, match="int8's packed layers do not compile"):
+        next(stream(convert(model, "int8", int8_min_weights=0), [[1, 2]], compile=True))

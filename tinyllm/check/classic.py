@@ -12,7 +12,7 @@ from ..data.sources import sample_corpus_path
 from ..files import home
 from ..formats.gpt_neo import config_from_hf, state_dict_from_hf
 from ..model import Config
-from ..model.nn import Block, gelu_new
+from ..model.nn import Block, StaticLayerCache, gelu_new
 from ..tokenizer import Tokenizer
 from ..tokenizer.tokenizer import builtin_tokenizer_dir, is_tokenizer_dir
 from .common import (T, TOKENIZER_SAMPLE, TOL_MUON, Diff, Mismatch, ReferenceAttention, Skip,
@@ -163,7 +163,9 @@ def check_model_cache(parts):
 def check_block_step(parts):
     """tinyllm's ``Block.step`` (one position per call, generation's fast path) against
     ``Block.forward`` with a key/value cache over the same positions: GPT-Neo's global and local
-    layers, and a Llama-shaped block with QK-norm (rotary at the cached positions)."""
+    layers, and a Llama-shaped block with QK-norm (rotary at the cached positions); each step
+    through a ``LayerCache`` and through a ``StaticLayerCache`` (the compiled step's: the whole
+    buffer, masked)."""
     worst_diff = 0.0
     configs = [(small_config(), kind) for kind in ("global", "local")] + [
         (small_config(position="rotary", norm="rmsnorm", mlp="gated", activation="silu",
@@ -171,11 +173,14 @@ def check_block_step(parts):
     x = torch.randn(2, T, 32)
     for config, kind in configs:
         block = randomize(Block(config, kind))
-        by_step, full = layer_cache(config, kind), layer_cache(config, kind)
+        full = layer_cache(config, kind)
         with torch.no_grad():
             whole = block(x, full)
-            steps = torch.stack([block.step(x[:, t], by_step) for t in range(T)], 1)
-        worst_diff = max(worst_diff, max_diff(steps, whole), max_diff(by_step.kv, full.kv))
+            empty = layer_cache(config, kind)
+            static = StaticLayerCache(empty.kv, empty.window, torch.zeros(1, dtype=torch.long))
+            for by_step in (layer_cache(config, kind), static):
+                steps = torch.stack([block.step(x[:, t], by_step) for t in range(T)], 1)
+                worst_diff = max(worst_diff, max_diff(steps, whole), max_diff(by_step.kv, full.kv))
     return worst_diff
 
 

@@ -31,6 +31,10 @@ def add(sub):
     p.add_argument("--backend", default="tinyllm", choices=("tinyllm", "llama.cpp"),
                    help="tinyllm's own decoder (default), or llama.cpp on the model exported to "
                         "GGUF (needs pip install \"tinyllm[llama-cpp]\")")
+    p.add_argument("--compile", action="store_true",
+                   help="decode with a compiled step: faster per token, but the first call "
+                        "compiles for seconds to half a minute; pays for thousands of tokens "
+                        "(docs/models.md)")
     add_device(p)
     add_threads(p)
     p.add_argument("-i", "--interactive", action="store_true",
@@ -49,7 +53,7 @@ def run(args) -> int:
     from ..train.device import resolve_device
 
     check_options(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.num_samples)
-    check_backend(args.backend, args.dtype)
+    check_backend(args.backend, args.dtype, args.compile)
     prompts = list(args.prompts)
     if args.prompt_file:
         try:
@@ -74,7 +78,8 @@ def run(args) -> int:
     if args.seed is not None:
         generator = torch.Generator(device=device).manual_seed(args.seed)
     options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, generator=generator, seed=args.seed)
+                   top_k=args.top_k, top_p=args.top_p, generator=generator, seed=args.seed,
+                   compile=args.compile)
     out = sys.stdout
     first = True
 

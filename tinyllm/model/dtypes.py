@@ -54,4 +54,10 @@ def convert(model, dtype: str = "fp32", int8_min_weights: int = INT8_MIN_WEIGHTS
         return quantize_dynamic(copy.deepcopy(model).eval(), large, dtype=torch.qint8)
 
 
-__all__ = ["DTYPES", "convert"]
+def has_int8(model) -> bool:
+    """Whether ``model`` has int8 layers (a copy made by ``convert(model, 'int8')``)."""
+    from torch.ao.nn.quantized.dynamic import Linear
+    return any(isinstance(m, Linear) for m in model.modules())
+
+
+__all__ = ["DTYPES", "convert", "has_int8"]

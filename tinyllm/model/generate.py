@@ -12,11 +12,14 @@ new token costs one position:
               next ~ softmax(logits / t), restricted to the top k / top p    otherwise
 
 Both passes are the model's own forward (``GPT.forward(ids, cache=..., last_only=True)``): there
-is no second implementation of the network to keep in step with it. Generation stays eager:
-``torch.compile`` of this decode step recompiles at every position (the cache's length is a
-Python int), and with a static-shape cache instead (``benchmarks/bench_compiled_decode.py``)
-the step is up to 2.2× faster but takes 15–25 s to compile, so it pays only after thousands of
-tokens (docs/models.md, "Generation speed").
+is no second implementation of the network to keep in step with it.
+
+**Compiled.** With ``compile=True`` the decode step runs as a program compiled ahead of time
+(``tinyllm.model.compiled``: the same step through a ``StaticKVCache``, exported and compiled to
+C++ once per model shape, kept in ``$TINYLLM_HOME/compiled``); the prefill stays eager. It is
+2–3× faster per token at ``tinyllm train``'s default shape on a CPU, and loads in milliseconds
+once on disk, but the first compile of a shape takes 20–35 s: so generation is eager unless
+asked (docs/models.md, "Generation speed").
 
 **Several at once.** ``stream(..., num_samples=n)`` prefills each prompt once and decodes its n
 samples as one batch; prompts of different lengths share one cache right-aligned
@@ -141,7 +144,7 @@ def check_options(max_new_tokens, temperature, top_k, top_p, num_samples=1) -> N
 def stream(model, ids: torch.Tensor, max_new_tokens: int = 100, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
            generator: torch.Generator | None = None, eos_token_id=_DEFAULT,
-           num_samples: int = 1) -> Iterator[torch.Tensor]:
+           num_samples: int = 1, compile: bool = False) -> Iterator[torch.Tensor]:
     """Yield the new tokens (B·num_samples,) of ids (B, T), one step at a time, as they are
     produced: ``num_samples`` continuations of each row (row b·n + j: sample j of row b), which
     share the row's prefill and are then decoded together, one batch. ``ids`` may also be a list
@@ -150,10 +153,13 @@ def stream(model, ids: torch.Tensor, max_new_tokens: int = 100, temperature: flo
     Stops after ``max_new_tokens`` steps or once every sequence has produced ``eos_token_id``
     (default: the tokenizer's; None never stops early); a finished sequence gets eos from then
     on. ``seed`` seeds a fresh ``torch.Generator`` (``generator`` passes one in instead, to
-    draw several samples from one seed). The model is in eval mode until the iterator ends
-    (its previous mode is then restored).
+    draw several samples from one seed). ``compile`` decodes with the compiled step
+    (``tinyllm.model.compiled``; the same tokens). The model is in eval mode until the iterator
+    ends (its previous mode is then restored).
     """
     check_options(max_new_tokens, temperature, top_k, top_p, num_samples)
+    if compile:
+        _check_compiles(model)
     if isinstance(ids, torch.Tensor):
         if ids.dim() != 2 or ids.shape[1] == 0:
             raise TinyLLMError(f"ids must be a (batch, length) tensor with length ≥ 1, not "
@@ -170,11 +176,11 @@ def stream(model, ids: torch.Tensor, max_new_tokens: int = 100, temperature: flo
     if generator is None and seed is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
     return _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id,
-                   num_samples)
+                   num_samples, compile)
 
 
 def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eos_token_id,
-            num_samples):
+            num_samples, compile):
     if max_new_tokens == 0:
         return
     context = model.config.context_size
@@ -189,6 +195,13 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
                 logits = logits.repeat_interleave(num_samples, 0)
                 cache.repeat_rows(num_samples)
                 rows = [r for r in rows for _ in range(num_samples)]
+            if compile:                   # its program on disk: I/O, imported when asked
+                from .compiled import CompiledStep
+                one_token = CompiledStep(model, cache)
+            else:
+                def one_token(token):
+                    return decode(model, token, cache)
+            filled = cache.length                          # positions in the cache
             done = torch.zeros(len(rows), dtype=torch.bool, device=logits.device)
         for step in range(max_new_tokens):
             with torch.inference_mode():
@@ -201,8 +214,9 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
                 return
             with torch.inference_mode():
                 rows = [r + [t] for r, t in zip(rows, token.tolist())]
-                if cache.length < context:                 # room left: one more position
-                    logits = decode(model, token, cache)
+                if filled < context:                       # room left: one more position
+                    logits = one_token(token)
+                    filled += 1
                 else:                                      # full: slide the window by one
                     rows = [r[-context:] for r in rows]
                     logits = prefill_rows(model, rows, cache)
@@ -239,18 +253,22 @@ def stream_text(model, prompt: str, backend: str = "tinyllm", **options) -> Iter
     return decode_incrementally(tok, _until(_tokens(model, ids, backend, options), eos))
 
 
-def check_backend(backend: str, dtype: str = "fp32") -> None:
-    """Raise ``TinyLLMError`` for an unknown backend, or llama.cpp with a dtype (it runs f32)."""
+def check_backend(backend: str, dtype: str = "fp32", compile: bool = False) -> None:
+    """Raise ``TinyLLMError`` for an unknown backend, or llama.cpp with a dtype (it runs f32)
+    or with ``compile`` (its code is compiled already)."""
     if backend not in BACKENDS:
         raise TinyLLMError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if backend != "tinyllm" and dtype != "fp32":
         raise TinyLLMError("the llama.cpp backend runs the model in f32: leave out --dtype "
                            "(dtype='fp32')")
+    if backend != "tinyllm" and compile:
+        raise TinyLLMError("the llama.cpp backend runs llama.cpp's own compiled code: leave out "
+                           "--compile (compile=False)")
 
 
 def _tokens(model, ids: list, backend: str, options: dict) -> Iterator[int]:
     """The new token ids after ``ids`` (one sequence), from ``backend``."""
-    check_backend(backend)
+    check_backend(backend, compile=options.get("compile", False))
     if backend == "tinyllm":
         return (int(t[0]) for t in stream(model, torch.tensor([ids]), **options))
     from .llama_cpp import stream_tokens
@@ -258,6 +276,7 @@ def _tokens(model, ids: list, backend: str, options: dict) -> Iterator[int]:
                   options.get("top_k"), options.get("top_p"))
     eos = options.pop("eos_token_id", _DEFAULT)
     options.pop("generator", None)                                # llama.cpp draws its own
+    options.pop("compile", None)
     return stream_tokens(model, ids, eos_token_id=model.tokenizer.eos_token_id
                          if eos is _DEFAULT else eos, **options)
 
@@ -304,11 +323,12 @@ def generate(model, prompt, max_new_tokens: int = 100, temperature: float = 1.0,
     tokens, eos included; a sequence that stops early is padded with eos). ``temperature=0``
     is greedy. ``dtype`` 'bf16' or 'int8' generates with a lighter copy of the model
     (``tinyllm.model.dtypes``: lossy); ``backend`` 'llama.cpp' generates text with llama.cpp.
-    ``options``: ``eos_token_id`` (None: never stop early) and ``generator``, as for ``stream``."""
+    ``options``: ``eos_token_id`` (None: never stop early), ``generator`` and ``compile`` (the
+    compiled decode step, for long runs: see above), as for ``stream``."""
     from .dtypes import convert
     options.update(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                    top_p=top_p, seed=seed)
-    check_backend(backend, dtype)
+    check_backend(backend, dtype, options.get("compile", False))
     model = convert(model, dtype)
     if isinstance(prompt, str) and num_samples == 1:
         return prompt + "".join(stream_text(model, prompt, backend, **options))
@@ -334,6 +354,17 @@ def _pads_rows(model) -> bool:
     every block's one-token step, outside ``kernels.formulas()``."""
     from .nn import written_out
     return getattr(model, "_steps", False) and not written_out()
+
+
+def _check_compiles(model) -> None:
+    """Raise ``TinyLLMError`` unless the compiled step can run ``model``."""
+    from .dtypes import has_int8
+    if not _pads_rows(model):
+        raise TinyLLMError("compiled generation runs every block's one-token step (Block.step), "
+                           "outside formulas(): generate without compile for this model")
+    if has_int8(model):
+        raise TinyLLMError("compiled generation runs fp32 or bf16 weights (int8's packed layers "
+                           "do not compile): leave out --compile or --dtype int8")
 
 
 def _until(tokens, eos):

@@ -110,13 +110,13 @@ class GPT(nn.Module):
         """The final-normalised hidden states (B, T, C) for ids (B, T); with a ``cache``, the ids
         sit at positions cache.length.. and their keys/values are added to it."""
         B, T = ids.shape
-        pos = cache.length if cache is not None else 0
-        if pos + T > self.config.max_position_embeddings:
+        pos = cache.length if cache is not None else 0     # a (1,) tensor for a StaticKVCache
+        if isinstance(pos, int) and pos + T > self.config.max_position_embeddings:
             raise TinyLLMError(f"sequence of {pos + T} tokens exceeds max_position_embeddings "
                                f"({self.config.max_position_embeddings})")
         x = self.wte(ids)                                                       # (B, T, C)
         if self.wpe is not None:
-            positions = torch.arange(pos, pos + T, device=ids.device)               # (T,)
+            positions = pos + torch.arange(T, device=ids.device)                    # (T,)
             if cache is not None and cache.pad is not None:   # right-aligned rows: their own
                 positions = positions - cache.pad[:, None]                          # (B, T)
             x = x + self.wpe(positions)
@@ -191,7 +191,8 @@ class GPT(nn.Module):
         """Continue ``prompt`` with a key/value cache, stopping at eos: a string gives the text
         (prompt + continuation), a list of strings a list of texts, a LongTensor of ids (T,) or
         (B, T) gives the ids. ``temperature=0`` is greedy; ``options`` include ``num_samples``,
-        ``dtype`` ('fp32', 'bf16', 'int8') and ``backend`` ('tinyllm', 'llama.cpp'); see
+        ``dtype`` ('fp32', 'bf16', 'int8'), ``backend`` ('tinyllm', 'llama.cpp') and
+        ``compile`` (a compiled decode step: faster per token, slow to start); see
         ``tinyllm.model.generate``. A model tuned on requests (its tokenizer has a chat
         template) reads each string as a request in that template, and its text is the
         conversation so far; ``raw=True`` continues the string as it is."""

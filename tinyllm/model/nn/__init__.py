@@ -13,10 +13,10 @@ from .rotary import Rotary, apply_rotary, rotate_half
 from .attention import ATTEND, Attention
 from .mlp import MLP, MLPS, GatedMLP, activate, gelu_new, relu2
 from .block import Block
-from .kv_cache import KVCache, LayerCache
+from .kv_cache import KVCache, LayerCache, StaticKVCache, StaticLayerCache
 from .loss import linear_cross_entropy, softcap
 
 __all__ = ["formulas", "written_out", "dropout", "Embedding", "LayerNorm", "RMSNorm", "NORMS",
            "Rotary", "apply_rotary", "rotate_half", "Attention", "ATTEND", "MLP", "GatedMLP",
            "MLPS", "activate", "gelu_new", "relu2", "Block", "KVCache", "LayerCache",
-           "linear_cross_entropy", "softcap"]
+           "StaticKVCache", "StaticLayerCache", "linear_cross_entropy", "softcap"]

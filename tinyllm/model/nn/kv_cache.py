@@ -16,6 +16,15 @@ where they belong, advances its length and returns what the layer's queries may 
 Sequences of different lengths share one cache right-aligned: ``pad`` (B,) says how many empty
 columns come first in each row, so that row b's column c holds position c - pad[b]; a query
 sees only its own row's keys (``key_mask``). Without ``pad`` (None) every row starts at 0.
+
+``StaticKVCache`` sees a ``KVCache``'s buffers the way a compiled one-token step needs them:
+there every shape must stay the same from token to token, so the length is a (1,) tensor, the
+new keys and values are written at it (``index_copy_``), and the query sees the whole buffer
+through a mask (columns < length, within the window) instead of a slice that grows:
+
+    StaticLayerCache.update(kv_new)  kv_new (B, 2, H, 1, d) written at column ``length``
+                                     -> (k, v) (B, H, size, d) each, every column
+    key_mask()                       (B or 1, 1, 1, size): the columns in view
 """
 import torch
 
@@ -48,6 +57,33 @@ class LayerCache:
             return None
         columns = torch.arange(self.first, self.length, device=self.kv.device)
         return (columns >= self.pad[:, None])[:, None, None, :]
+
+
+class StaticLayerCache:
+    """``LayerCache``'s interface for one new position per row, with shapes that never change:
+    the buffer kv (B, 2, H, size, d), the layer's window, the length (1,) and the padding (B,)
+    of each row (or None)."""
+
+    def __init__(self, kv: torch.Tensor, window: int | None, length: torch.Tensor,
+                 pad: torch.Tensor | None = None):
+        self.kv, self.window, self.length, self.pad = kv, window, length, pad
+        self.columns = torch.arange(kv.shape[3], device=kv.device)             # (size,)
+
+    def update(self, kv_new: torch.Tensor):
+        """Write kv_new (B, 2, H, 1, d) at column ``length`` and advance; every column's keys
+        and values (B, H, size, d), the unwritten ones hidden by ``key_mask``."""
+        self.kv.index_copy_(3, self.length, kv_new)
+        self.length = self.length + 1
+        return self.kv[:, 0], self.kv[:, 1]
+
+    def key_mask(self) -> torch.Tensor:
+        """After ``update``: (B or 1, 1, 1, size), True where the new query sees the column:
+        written (< length), within the window, and the row's own (not padding)."""
+        seen = self.columns < self.length                                # (size,)
+        if self.window is not None:
+            seen = seen & (self.columns >= self.length - self.window)
+        seen = seen[None] if self.pad is None else seen & (self.columns >= self.pad[:, None])
+        return seen[:, None, None, :]
 
 
 class KVCache:
@@ -87,3 +123,20 @@ class KVCache:
         """Start again from position 0 (the buffers are overwritten, not cleared)."""
         for layer in self.layers:
             layer.length, layer.pad = 0, None
+
+
+class StaticKVCache:
+    """The cache a compiled one-token step sees: one ``StaticLayerCache`` per layer over the
+    buffers ``kvs`` (a ``KVCache``'s, (B, 2, H, size, d) each), all at ``length`` (1,), rows
+    padded by ``pad`` (B,) or None. The buffers are written in place; the length the caller
+    passed is not advanced (the next call passes length + 1)."""
+
+    def __init__(self, kvs: list, windows: list, length: torch.Tensor,
+                 pad: torch.Tensor | None = None):
+        self.layers = [StaticLayerCache(kv, w, length, pad) for kv, w in zip(kvs, windows)]
+        self.pad, self.size = pad, kvs[0].shape[3]
+
+    @property
+    def length(self) -> torch.Tensor:
+        """(1,): positions filled (the same in every layer between forward passes)."""
+        return self.layers[0].length
