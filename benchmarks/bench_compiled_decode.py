@@ -23,6 +23,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_precision import cpu_name  # noqa: E402
+
 SHAPES = ("default", "brief")
 NEW = 60                 # greedy tokens per timing (within the brief's 64-token context)
 
@@ -71,8 +74,8 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.repeats)))
         return
-    print(f"CPU: {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}"
-          f", torch {torch.__version__}, one thread, {NEW} greedy tokens, {args.repeats} timings")
+    print(f"CPU: {cpu_name()}, torch {torch.__version__}, one thread, {NEW} greedy tokens, "
+          f"{args.repeats} timings")
     print("| shape | eager µs/token (min/median/max) | compiled µs/token | speed-up "
           "| first call: compile | later process: load | break-even, compile / load |\n"
           "|---|---:|---:|---:|---:|---:|---:|")

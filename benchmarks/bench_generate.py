@@ -1,5 +1,6 @@
 """Generation speed, side by side in one process: the brief's loop, tinyllm's own decoder (fp32,
-bf16, int8; -n 8 as one batch; eager and compiled) and llama.cpp on the very same model (f32 and q8_0).
+bf16, int8; -n 8 as one batch; eager and compiled) and llama.cpp on the very same model (f32
+and q8_0).
 
 The brief generates with
 
@@ -21,9 +22,9 @@ untrained weights (speed does not depend on them). Runners are interleaved repea
 that machine noise hits all alike; the table gives tokens/s min / median / max and each median
 against tinyllm fp32's. "-n 8" is 8 samples of the prompt decoded as one batch: total tokens/s
 and per sequence. "compiled" is ``compile=True`` (``tinyllm generate --compile``), its compile
-paid in the warm-up (``bench_compiled_decode.py`` measures that time). llama.cpp runs the GGUF file tinyllm exports (``tinyllm.model.llama_cpp``,
-the ``--backend llama.cpp`` of ``tinyllm generate``); q8_0 is llama.cpp's 8-bit format, beside
-tinyllm's int8.
+paid in the warm-up (``bench_compiled_decode.py`` measures that time). llama.cpp runs the GGUF
+file tinyllm exports (``tinyllm.model.llama_cpp``, the ``--backend llama.cpp`` of ``tinyllm
+generate``); q8_0 is llama.cpp's 8-bit format, beside tinyllm's int8.
 
     python benchmarks/bench_generate.py                    # 1 and 2 threads, 5 repeats
     python benchmarks/bench_generate.py --quick            # 1 thread, 2 repeats
