@@ -6,7 +6,7 @@ Every test here is marked ``cuda`` and the whole module is skipped where
     python -m pytest -q -m cuda tests/test_cuda.py        (benchmarks/gpu_check.sh runs it)
 
 Tiny models and the built-in corpus: each test takes seconds on a GPU, except the
-``--compile`` one (compilation itself takes a minute or so).
+``--compile`` ones (compilation itself takes a minute or so).
 """
 import contextlib
 import copy
@@ -165,6 +165,25 @@ def full_fp32():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_compiled_generation_on_cuda_equals_eager(full_fp32, tmp_path, monkeypatch):
+    """``compile=True`` on a GPU (the step compiled ahead of time for CUDA, into a temporary
+    $TINYLLM_HOME): rows of different lengths, two samples each, a local layer, past the
+    context — eager generation's greedy tokens."""
+    monkeypatch.setenv("TINYLLM_HOME", str(tmp_path))
+    V, T = 97, 32
+    torch.manual_seed(34)
+    model = GPT(None, Config(hidden_size=32, num_layers=2, num_heads=4, context_size=T,
+                             max_position_embeddings=T, vocab_size=V, window_size=8,
+                             attention_layers=["global", "local"])).to(DEVICE).eval()
+    from tinyllm.model.generate import stream
+    rows = [torch.randint(0, V, (n,)).tolist() for n in (1, 9, 4)]
+    eager, compiled = (torch.stack(list(stream(model, rows, 40, temperature=0, eos_token_id=None,
+                                               num_samples=2, compile=c)), 1)
+                       for c in (False, True))
+    assert torch.equal(compiled, eager)
+    assert len(list((tmp_path / "compiled").glob("*.pt2"))) == 1
 
 
 def test_greedy_generate_on_cuda_equals_cpu(full_fp32):
