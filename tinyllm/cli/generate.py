@@ -74,6 +74,11 @@ def run(args) -> int:
         from ..model.llama_cpp import load
         load(model)                          # a missing llama-cpp-python says so before any text
     model = convert(model, args.dtype)
+    if args.compile:
+        from ..model.compiled import program_path
+        if not program_path(model, model.config.context_size).is_file():
+            print("compiling the decode step for this model shape, once (about half a minute on "
+                  "a laptop CPU; kept for next time)", file=sys.stderr, flush=True)
     generator = None  # one generator for every sample: the same seed, the same outputs
     if args.seed is not None:
         generator = torch.Generator(device=device).manual_seed(args.seed)

@@ -23,6 +23,7 @@ generation compiles only when asked (``compile=True``, ``tinyllm generate --comp
 import hashlib
 import io
 import platform
+import warnings
 import weakref
 
 import torch
@@ -131,13 +132,14 @@ def _compile(model, size: int, path) -> None:
                torch.zeros(B, dtype=torch.long, device=device), kvs)
     rows = torch.export.Dim("rows", min=1, max=1 << 16)
     dims = {"token": {0: rows}, "length": None, "pad": {0: rows}, "kvs": [{0: rows}] * len(kvs)}
-    with torch.no_grad():
+    package = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)     # torch's own, about its internals
         graph = torch.export.export(OneToken(model).eval(), example, dynamic_shapes=dims,
                                     strict=False)
-    package = io.BytesIO()
-    torch._inductor.aoti_compile_and_package(
-        graph, package_path=package,
-        inductor_configs={"aot_inductor.package_constants_in_so": False})
+        torch._inductor.aoti_compile_and_package(
+            graph, package_path=package,
+            inductor_configs={"aot_inductor.package_constants_in_so": False})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, package.getvalue())
 
