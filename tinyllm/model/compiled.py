@@ -5,8 +5,8 @@ microseconds to dispatch each, about as much as their arithmetic. ``torch.export
 model's own step — ``decode`` through a ``StaticKVCache``, whose shapes never change — into one
 graph, and AOTInductor compiles that to C++, once:
 
-    $TINYLLM_HOME/compiled/<hash of the model's layers, config, dtype, device, CPU, cache size,
-                            torch version>.pt2
+    $TINYLLM_HOME/compiled/<hash of the model's layers and their code, config, dtype, device,
+                            CPU, cache size, torch version>.pt2
 
 The program does not hold the weights: each generation hands it the model's own tensors, so
 every model of one shape (each checkpoint of a run, a fine-tune of it) shares one program, and
@@ -21,10 +21,12 @@ The first compile of a shape takes tens of seconds (docs/models.md, "Generation 
 generation compiles only when asked (``compile=True``, ``tinyllm generate --compile``).
 """
 import hashlib
+import inspect
 import io
 import platform
 import warnings
 import weakref
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -70,12 +72,23 @@ class CompiledStep:
 
 
 def program_path(model, size: int):
-    """Where the compiled step of ``model``'s shape, for a cache of ``size`` positions, lives."""
+    """Where the compiled step of ``model``'s shape, for a cache of ``size`` positions, lives:
+    named by everything the program depends on, the code of its layers included (a learner's
+    edited class, or tinyllm's, compiles anew)."""
     weight = next(model.parameters())
-    key = "\n".join(map(str, (repr(model), repr(model.config), weight.dtype, weight.device.type,
-                              platform.machine(), torch.backends.cpu.get_cpu_capability(),
-                              size, torch.__version__)))
-    return home() / "compiled" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt2"
+    key = hashlib.sha256("\n".join(map(str, (
+        repr(model), repr(model.config), weight.dtype, weight.device.type, platform.machine(),
+        torch.backends.cpu.get_cpu_capability(), size, torch.__version__))).encode())
+    for file in _code_files(model):
+        key.update(Path(file).read_bytes())
+    return home() / "compiled" / f"{key.hexdigest()[:20]}.pt2"
+
+
+def _code_files(model) -> list:
+    """The source files of the step: those of the model's layers and of tinyllm's model."""
+    files = {inspect.getsourcefile(type(m)) for m in model.modules()}
+    files.update(map(str, Path(__file__).parent.glob("**/*.py")))
+    return sorted(f for f in files if f is not None)
 
 
 def _runner(model, size: int):
