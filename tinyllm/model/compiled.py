@@ -15,11 +15,12 @@ program serves any batch.
 
     step = CompiledStep(model, cache)       # after the prefill filled ``cache`` (a KVCache)
     logits = step(token)                    # token (B,) at cache position length -> (B, V);
-                                            # written into the cache's buffers, length + 1
+                                            # written into the cache, which advances by one
 
 The first compile of a shape takes tens of seconds (docs/models.md, "Generation speed"), so
 generation compiles only when asked (``compile=True``, ``tinyllm generate --compile``).
 """
+import functools
 import hashlib
 import inspect
 import io
@@ -40,13 +41,12 @@ _LOADED = weakref.WeakKeyDictionary()      # model -> {program path: its loaded 
 
 class OneToken(nn.Module):
     """What is compiled: ``generate.decode`` of ``model`` through a ``StaticKVCache`` over
-    the buffers ``kvs`` at ``length`` (1,), rows padded by ``pad`` (B,)."""
+    the buffers ``kvs`` at ``length`` (1,), rows padded by ``pad`` (B,); ``windows``: each
+    layer's local window or None, as the model's ``KVCache`` has them."""
 
-    def __init__(self, model):
+    def __init__(self, model, windows: list):
         super().__init__()
-        self.model = model
-        c = model.config
-        self.windows = [c.window_size if kind == "local" else None for kind in c.attention_layers]
+        self.model, self.windows = model, windows
 
     def forward(self, token, length, pad, kvs):      # generate.decode through the static view
         cache = StaticKVCache(kvs, self.windows, length, pad)
@@ -54,20 +54,20 @@ class OneToken(nn.Module):
 
 
 class CompiledStep:
-    """``decode(model, token, cache)`` for a filled ``cache``, by the compiled program (made on
-    first use for this shape, see the module docstring); each call advances the position."""
+    """``decode(model, token, cache)`` for a filled ``cache`` (a ``KVCache``), by the compiled
+    program (made on first use for this shape, see the module docstring): the same keys and
+    values written into the cache's buffers, and the cache advanced by one position."""
 
     def __init__(self, model, cache):
-        self.runner = _runner(model, cache.size)
+        self.cache, self.runner = cache, _runner(model, cache)
         self.kvs = [layer.kv for layer in cache.layers]
-        device = self.kvs[0].device
-        self.length = torch.tensor([cache.length], device=device)
-        self.pad = (torch.zeros(len(self.kvs[0]), dtype=torch.long, device=device)
-                    if cache.pad is None else cache.pad)
+        self.pad = (torch.zeros(len(self.kvs[0]), dtype=torch.long, device=self.kvs[0].device)
+                    if cache.pad is None else cache.pad)          # the program always takes one
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:
-        logits, = self.runner.boxed_run([token, self.length, self.pad, *self.kvs])   # (B, V)
-        self.length += 1
+        length = torch.tensor([self.cache.length], device=token.device)
+        logits, = self.runner.boxed_run([token, length, self.pad, *self.kvs])   # (B, V)
+        self.cache.advance()
         return logits
 
 
@@ -79,19 +79,27 @@ def program_path(model, size: int):
     key = hashlib.sha256("\n".join(map(str, (
         repr(model), repr(model.config), weight.dtype, weight.device.type, platform.machine(),
         torch.backends.cpu.get_cpu_capability(), size, torch.__version__))).encode())
-    for file in _code_files(model):
-        key.update(Path(file).read_bytes())
+    key.update(_code_digest(_code_files(model)).encode())
     return home() / "compiled" / f"{key.hexdigest()[:20]}.pt2"
 
 
-def _code_files(model) -> list:
+def _code_files(model) -> tuple:
     """The source files of the step: those of the model's layers and of tinyllm's model."""
     files = {inspect.getsourcefile(type(m)) for m in model.modules()}
     files.update(map(str, Path(__file__).parent.glob("**/*.py")))
-    return sorted(f for f in files if f is not None)
+    return tuple(sorted(f for f in files if f is not None))
 
 
-def _runner(model, size: int):
+@functools.cache
+def _code_digest(files: tuple) -> str:
+    """The files' contents hashed, once per process (the code that runs is the code imported)."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()
+
+
+def _runner(model, cache):
     """The loaded program for ``model`` (compiled first if it is not on disk), its weights
     those of ``model`` now (the runner reads the model's own tensors: nothing is copied).
 
@@ -99,19 +107,19 @@ def _runner(model, size: int):
     ``torch._inductor.aoti_load_package``: that wrapper imports Inductor (1.5–3 s per process)
     and re-reads the call's layout on every call (~50 µs a token); ``boxed_run`` takes the
     inputs flat, in the order of ``OneToken.forward``'s arguments."""
-    path = program_path(model, size)
+    path = program_path(model, cache.size)
     loaded = _LOADED.setdefault(model, {})
     if path not in loaded:
         if not path.is_file():
-            _compile(model, size, path)
+            _compile(model, cache.size, path)
         try:
             loaded[path] = _load(path, model)
         except RuntimeError:              # a damaged file in the cache: compiled again
             path.unlink()
-            _compile(model, size, path)
+            _compile(model, cache.size, path)
             loaded[path] = _load(path, model)
     runner = loaded[path]
-    step = OneToken(model)
+    step = OneToken(model, [layer.window for layer in cache.layers])
     tensors = {**dict(step.named_parameters(remove_duplicate=False)),     # a tied head too
                **dict(step.named_buffers(remove_duplicate=False))}
     runner.load_constants({name: tensors[name] for name in runner.get_constant_fqns()},
@@ -136,20 +144,18 @@ def _compile(model, size: int, path) -> None:
     except InvalidCxxCompiler:
         raise TinyLLMError("compiling the decode step needs a C++ compiler (g++ or clang++) on "
                            "the PATH: install one, or generate without --compile") from None
-    c, weight = model.config, next(model.parameters())
-    B, device = 2, weight.device
-    kvs = [torch.zeros(B, 2, c.num_heads, size, c.head_dim, dtype=weight.dtype, device=device)
-           for _ in c.attention_layers]
-    example = (torch.zeros(B, dtype=torch.long, device=device),
+    cache, device = model.new_cache(2, size), model.device
+    kvs = [layer.kv for layer in cache.layers]
+    example = (torch.zeros(2, dtype=torch.long, device=device),
                torch.zeros(1, dtype=torch.long, device=device),
-               torch.zeros(B, dtype=torch.long, device=device), kvs)
+               torch.zeros(2, dtype=torch.long, device=device), kvs)
     rows = torch.export.Dim("rows", min=1, max=1 << 16)
     dims = {"token": {0: rows}, "length": None, "pad": {0: rows}, "kvs": [{0: rows}] * len(kvs)}
+    step = OneToken(model, [layer.window for layer in cache.layers]).eval()
     package = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)     # torch's own, about its internals
-        graph = torch.export.export(OneToken(model).eval(), example, dynamic_shapes=dims,
-                                    strict=False)
+        graph = torch.export.export(step, example, dynamic_shapes=dims, strict=False)
         torch._inductor.aoti_compile_and_package(
             graph, package_path=package,
             inductor_configs={"aot_inductor.package_constants_in_so": False})

@@ -201,7 +201,6 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
             else:
                 def one_token(token):
                     return decode(model, token, cache)
-            filled = cache.length                          # positions in the cache
             done = torch.zeros(len(rows), dtype=torch.bool, device=logits.device)
         for step in range(max_new_tokens):
             with torch.inference_mode():
@@ -214,9 +213,8 @@ def _stream(model, ids, max_new_tokens, temperature, top_k, top_p, generator, eo
                 return
             with torch.inference_mode():
                 rows = [r + [t] for r, t in zip(rows, token.tolist())]
-                if filled < context:                       # room left: one more position
+                if cache.length < context:                 # room left: one more position
                     logits = one_token(token)
-                    filled += 1
                 else:                                      # full: slide the window by one
                     rows = [r[-context:] for r in rows]
                     logits = prefill_rows(model, rows, cache)

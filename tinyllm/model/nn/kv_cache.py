@@ -119,6 +119,12 @@ class KVCache:
             layer.kv = layer.kv.repeat_interleave(n, dim=0)
             layer.pad = None if layer.pad is None else layer.pad.repeat_interleave(n)
 
+    def advance(self) -> None:
+        """One more position filled in every layer, written by a compiled step through a
+        ``StaticKVCache`` over these buffers (``LayerCache.update`` advances itself)."""
+        for layer in self.layers:
+            layer.length += 1
+
     def reset(self) -> None:
         """Start again from position 0 (the buffers are overwritten, not cleared)."""
         for layer in self.layers:
