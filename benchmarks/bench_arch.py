@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from bench_precision import cpu_name
+from tinyllm.train.peak import cpu_name
 from tinyllm.model import GPT
 from tinyllm.model.presets import ARCHITECTURES
 from tinyllm.train import Run, TrainConfig

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from bench_precision import cpu_name
+from tinyllm.train.peak import cpu_name
 from tinyllm.model import GPT, Config
 from tinyllm.model.presets import default_model, gpt_neo_model
 from tinyllm.train import Run, TrainConfig

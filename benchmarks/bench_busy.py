@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench_before_after import extract
-from bench_precision import cpu_name
+from tinyllm.train.peak import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 SPIN = [sys.executable, "-c", "while True: pass"]

@@ -23,9 +23,6 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_precision import cpu_name  # noqa: E402
-
 SHAPES = ("default", "brief")
 NEW = 60                 # greedy tokens per timing (within the brief's 64-token context)
 
@@ -74,6 +71,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.repeats)))
         return
+    from tinyllm.train.peak import cpu_name
     print(f"CPU: {cpu_name()}, torch {torch.__version__}, one thread, {NEW} greedy tokens, "
           f"{args.repeats} timings")
     print("| shape | eager µs/token (min/median/max) | compiled µs/token | speed-up "

@@ -35,14 +35,10 @@ train`` directory): bits per byte over held-out text, and how often the greedy t
 import argparse
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_precision import cpu_name  # noqa: E402
 
 from tinyllm.errors import TinyLLMError  # noqa: E402
 from tinyllm.files import home  # noqa: E402
@@ -52,6 +48,7 @@ from tinyllm.model.dtypes import convert  # noqa: E402
 from tinyllm.model.generate import stream  # noqa: E402
 from tinyllm.model.presets import default_model  # noqa: E402
 from tinyllm.tokenizer import Tokenizer  # noqa: E402
+from tinyllm.train.peak import cpu_name  # noqa: E402
 
 PROMPT = "Once upon a"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -66,6 +66,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 from tinyllm.model.config import Config  # noqa: E402
 from tinyllm.data.tokens import random_batches  # noqa: E402
 from tinyllm.model import GPT  # noqa: E402
+from tinyllm.train.peak import cpu_name  # noqa: E402
 from tinyllm.model.flops import training_flops_per_token  # noqa: E402
 from tinyllm.train import TrainConfig, fit  # noqa: E402
 from tinyllm.train.peak import gpu_peak  # noqa: E402
@@ -341,7 +342,7 @@ class Bench:
     def env(self, part: dict) -> None:
         env = self.report["env"]
         env.update(python=platform.python_version(), torch=torch.__version__,
-                   cuda=torch.version.cuda, cpu=cpu_model(), cpu_count=os.cpu_count(),
+                   cuda=torch.version.cuda, cpu=cpu_name(), cpu_count=os.cpu_count(),
                    tinyllm_commit=run_text(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
                    tinyllm_changes=bool(run_text(["git", "-C", str(REPO), "status",
                                                   "--porcelain", "--untracked-files=no"])))
@@ -580,13 +581,6 @@ def run_text(cmd: list) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return p.stdout.strip() if p.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    for line in (run_text(["lscpu"]) or "").splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> int:

@@ -11,21 +11,18 @@ are freshly initialised. Figures: min / median / max over the repeats, and llama
 """
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_precision import cpu_name  # noqa: E402
-
 from tinyllm.formats import export_gguf  # noqa: E402
 from tinyllm.model import GPT, Config  # noqa: E402
 from tinyllm.model.generate import stream  # noqa: E402
 from tinyllm.model.presets import default_model  # noqa: E402
 from tinyllm.tokenizer import Tokenizer  # noqa: E402
+from tinyllm.train.peak import cpu_name  # noqa: E402
 
 GPT2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "gpt2"
 

@@ -11,9 +11,7 @@ batches, held-out loss at the end (evaluated in fp32), for each seed. ``--precis
 bf16 on a CPU with AMX (``tinyllm.device.cpu_has_bf16_units``).
 """
 import argparse
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
@@ -21,19 +19,11 @@ import torch
 from tinyllm.model.config import Config
 from tinyllm.data.tokens import load_splits, random_batches, token_byte_lengths
 from tinyllm.train.device import cpu_has_bf16_units
+from tinyllm.train.peak import cpu_name
 from tinyllm.model import GPT
 from tinyllm.data.tokenizer import load_tokenizer
 from tinyllm.train import Run, TrainConfig, fit
 from tinyllm.train.plan import plan_run
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def step_time(config: Config, train: TrainConfig, batch_size: int, repeats: int) -> dict:

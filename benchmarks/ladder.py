@@ -56,6 +56,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))        # tinyllm from this checkout, also when not installed
+from tinyllm.train.peak import cpu_name  # noqa: E402
 from tinyllm.train.sweep import Sweep, read_config, summarize  # noqa: E402
 
 STORIES = REPO.parent / "shared" / "data" / "tinystories" / "validation_head_stories.txt"
@@ -199,7 +200,7 @@ def run_ladder(args) -> None:
     print(f"{sum(todo.values())} runs to do (in {', '.join(str(s.out) for s in sweeps.values())}"
           f"), about {seconds / 3600 / args.parallel:.1f} h", flush=True)
     results.parent.mkdir(parents=True, exist_ok=True)
-    cpu, started = _cpu_model(), {}
+    cpu, started = cpu_name(), {}
     for regime, sweep in sweeps.items():
         def record(event, run, regime=regime):
             if event == "start":
@@ -238,16 +239,6 @@ def read_results(path: Path) -> list[dict]:
     if not Path(path).is_file():
         return []
     return [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 # -- the report -----------------------------------------------------------------------------------
